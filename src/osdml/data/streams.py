@@ -1,0 +1,326 @@
+"""Event sample streams: each event stored once as contiguous float32 samples (a ragged array).
+
+Datapoints of an event are sorted by time and duplicates dropped; a gap (more than
+``max_gap_s`` of missing time between consecutive datapoints) splits the event into segments,
+so that no window ever spans a gap and no sample is invented. All segments of all events live in
+one flat buffer with a table of offsets; a window is a view into that buffer (see
+``osdml.data.windows``). 30 s windows at a 5 s hop overlap 25/30, so materialising them would
+cost 6x the memory for nothing.
+
+Built streams can be written straight to a folder (the parse cache) while events are read, so
+memory stays flat however large the release is; loading them back memory-maps the arrays.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from osdml.config import ReaderConfig
+from osdml.data.osdb import Event
+from osdml.data.report import DataReport
+
+STREAMS_FORMAT = 1  # bump when the on-disk layout or the parsing rules change
+
+
+@dataclass
+class EventInfo:
+    """Metadata of one event in an ``EventStreams``.
+
+    ``seg_start:seg_stop`` are its rows in ``EventStreams.segments``. ``n_datapoints`` counts
+    the datapoints kept (after skips and duplicates); ``n_datapoints_3d`` and
+    ``n_datapoints_hr`` those with 3-D data and a heart rate. ``source_event`` and
+    ``augmentation`` are set on augmented copies (the original's id and what was done).
+    """
+
+    id: str
+    user_id: str
+    type: str
+    subtype: str | None
+    source: str | None
+    desc: str
+    time_s: float | None
+    seizure_times: tuple[float, float] | None
+    file: str
+    n_datapoints: int
+    n_datapoints_3d: int
+    n_datapoints_hr: int
+    seg_start: int
+    seg_stop: int
+    source_event: str | None = None
+    augmentation: str | None = None
+
+    @property
+    def root_id(self) -> str:
+        """The id of the original event this one is, or was copied from."""
+        return self.source_event or self.id
+
+
+@dataclass
+class EventStreams:
+    """All events' samples as one flat float32 buffer plus offsets.
+
+    Attributes
+    ----------
+    events : list of EventInfo
+    samples : np.ndarray of shape (n_samples,), float32
+        Acceleration magnitude in g (mg / 1000, gravity kept), segments back to back.
+    segments : np.ndarray of shape (n_segments, 3), int64
+        Per segment: first sample in ``samples``, number of samples, and first row in ``xyz``
+        (-1 when the segment has no complete 3-D data).
+    xyz : np.ndarray of shape (n_xyz, 3), int16
+        x, y, z in whole milli-g for segments that have them.
+    dp_time_s, dp_hr_bpm, dp_alarm_state : np.ndarray of shape (n_samples // spd,) or None
+        Per datapoint (every ``spd`` samples of ``samples``): time (POSIX s), heart rate (NaN
+        when missing), OpenSeizureDetector alarm state (-1 when missing). ``None`` for streams
+        of augmented copies.
+    sample_rate_hz : float
+    report : DataReport
+        What was read and skipped to build these streams.
+    from_cache : bool
+        True when loaded from the parse cache instead of parsed.
+    """
+
+    events: list[EventInfo]
+    samples: np.ndarray
+    segments: np.ndarray
+    xyz: np.ndarray
+    dp_time_s: np.ndarray | None
+    dp_hr_bpm: np.ndarray | None
+    dp_alarm_state: np.ndarray | None
+    sample_rate_hz: float = 25.0
+    report: DataReport = field(default_factory=DataReport)
+    from_cache: bool = False
+
+    @property
+    def n_events(self) -> int:
+        return len(self.events)
+
+    def segment_rows(self, event_index: int) -> np.ndarray:
+        """Rows of ``segments`` (start, n_samples, xyz_start) of one event."""
+        e = self.events[event_index]
+        return self.segments[e.seg_start:e.seg_stop]
+
+    def event_samples(self, event_index: int) -> list[np.ndarray]:
+        """The event's segments as views into ``samples`` (g, float32)."""
+        return [self.samples[s:s + n] for s, n, _ in self.segment_rows(event_index)]
+
+    def index_of(self) -> dict[str, int]:
+        """Map event id -> index in ``events``."""
+        return {e.id: i for i, e in enumerate(self.events)}
+
+
+# --------------------------------------------------------------------------- building
+
+class _Sink:
+    """Collects segment arrays in memory, or appends them to files in `folder`."""
+
+    _FILES = {"samples": np.float32, "xyz": np.int16, "dp_time_s": np.float64,
+              "dp_hr_bpm": np.float32, "dp_alarm_state": np.int8}
+
+    def __init__(self, folder: Path | None):
+        self.folder = folder
+        self.counts = dict.fromkeys(self._FILES, 0)
+        if folder is None:
+            self.parts: dict[str, list[np.ndarray]] = {k: [] for k in self._FILES}
+        else:
+            self.files = {k: open(folder / f"{k}.bin", "wb") for k in self._FILES}  # noqa: SIM115
+
+    def add(self, name: str, array: np.ndarray) -> int:
+        """Append `array` to stream `name`; return the row it starts at."""
+        array = np.ascontiguousarray(array, dtype=self._FILES[name])
+        start = self.counts[name]
+        self.counts[name] += len(array)
+        if self.folder is None:
+            self.parts[name].append(array)
+        else:
+            self.files[name].write(array.tobytes())
+        return start
+
+    def finish(self) -> dict[str, np.ndarray]:
+        out = {}
+        for name, dtype in self._FILES.items():
+            width = 3 if name == "xyz" else 1
+            if self.folder is None:
+                parts = self.parts[name]
+                out[name] = (np.concatenate(parts) if parts
+                             else np.empty((0, 3) if width == 3 else 0, dtype))
+            else:
+                self.files[name].close()
+                out[name] = _memmap(self.folder / f"{name}.bin", dtype, self.counts[name], width)
+        return out
+
+    def close(self) -> None:
+        if self.folder is not None:
+            for f in self.files.values():
+                f.close()
+
+
+def _memmap(path: Path, dtype, rows: int, width: int) -> np.ndarray:
+    shape = (rows, 3) if width == 3 else (rows,)
+    if rows == 0:
+        return np.empty(shape, dtype)
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+
+
+def build_streams(
+    events: Iterable[Event],
+    report: DataReport,
+    config: ReaderConfig | None = None,
+    folder: Path | None = None,
+) -> EventStreams:
+    """Sort, de-duplicate and segment each event's datapoints into one flat sample buffer.
+
+    Parameters
+    ----------
+    events : iterable of Event
+        Typically ``read_events`` over one or more files; consumed once.
+    report : DataReport
+        Duplicate datapoints and event ids, reordering and gap splits are counted into it.
+    config : ReaderConfig, optional
+        ``max_gap_s``, ``duplicate_tol_s``, ``datapoint_s``, sample rate.
+    folder : Path, optional
+        Write the arrays to ``folder/*.bin`` as events arrive (memory stays flat) and
+        memory-map them; otherwise build them in memory.
+
+    Returns
+    -------
+    EventStreams
+        Events in input order; a repeated event id keeps the first occurrence.
+    """
+    cfg = config or ReaderConfig()
+    spd = cfg.samples_per_datapoint
+    split_after_s = cfg.datapoint_s + cfg.max_gap_s
+    sink = _Sink(folder)
+    infos: list[EventInfo] = []
+    segments: list[tuple[int, int, int]] = []
+    seen: set[str] = set()
+    try:
+        for ev in events:
+            if ev.id in seen:
+                report.skip_event("duplicate_event_id", f"{Path(ev.file).name}: event {ev.id}")
+                continue
+            seen.add(ev.id)
+            dps = _ordered_datapoints(ev, cfg.duplicate_tol_s, report)
+            seg_start = len(segments)
+            for part in _split_at_gaps(dps, split_after_s, ev, report):
+                segments.append(_write_segment(sink, part, spd))
+            infos.append(EventInfo(
+                id=ev.id, user_id=ev.user_id, type=ev.type, subtype=ev.subtype,
+                source=ev.source, desc=ev.desc, time_s=ev.time_s,
+                seizure_times=ev.seizure_times, file=ev.file, n_datapoints=len(dps),
+                n_datapoints_3d=sum(d.accel3d_mg is not None for d in dps),
+                n_datapoints_hr=sum(d.hr_bpm == d.hr_bpm for d in dps),  # not NaN
+                seg_start=seg_start, seg_stop=len(segments),
+            ))
+        arrays = sink.finish()
+    finally:
+        sink.close()
+    return EventStreams(
+        events=infos,
+        samples=arrays["samples"],
+        segments=np.array(segments, dtype=np.int64).reshape(-1, 3),
+        xyz=arrays["xyz"],
+        dp_time_s=arrays["dp_time_s"],
+        dp_hr_bpm=arrays["dp_hr_bpm"],
+        dp_alarm_state=arrays["dp_alarm_state"],
+        sample_rate_hz=cfg.sample_rate_hz,
+        report=report,
+    )
+
+
+def _ordered_datapoints(ev: Event, tol_s: float, report: DataReport) -> list:
+    dps = ev.datapoints
+    times = [d.time_s for d in dps]
+    where = f"{Path(ev.file).name}: event {ev.id}"
+    running_max, late = -np.inf, 0
+    for t in times:
+        if t < running_max:
+            late += 1
+        running_max = max(running_max, t)
+    if late:
+        report.note("out_of_order", where, late)
+        dps = [dps[i] for i in np.argsort(np.asarray(times), kind="stable")]
+    kept = [dps[0]]
+    for d in dps[1:]:
+        if d.time_s - kept[-1].time_s < tol_s:
+            report.skip_datapoint("duplicate_time", where)
+        else:
+            kept.append(d)
+    return kept
+
+
+def _split_at_gaps(dps: list, split_after_s: float, ev: Event, report: DataReport):
+    start = 0
+    for i in range(1, len(dps)):
+        if dps[i].time_s - dps[i - 1].time_s > split_after_s:
+            report.note("gap_split", f"{Path(ev.file).name}: event {ev.id}")
+            yield dps[start:i]
+            start = i
+    yield dps[start:]
+
+
+def _write_segment(sink: _Sink, dps: list, spd: int) -> tuple[int, int, int]:
+    accel_g = np.concatenate([d.accel_mg for d in dps]) / np.float32(1000.0)
+    start = sink.add("samples", accel_g)
+    xyz_start = -1
+    if all(d.accel3d_mg is not None for d in dps):
+        xyz = np.concatenate([d.accel3d_mg for d in dps])
+        xyz_start = sink.add("xyz", np.clip(np.rint(xyz), -32768, 32767))
+    sink.add("dp_time_s", np.array([d.time_s for d in dps]))
+    sink.add("dp_hr_bpm", np.array([d.hr_bpm for d in dps]))
+    sink.add("dp_alarm_state", np.array([d.alarm_state for d in dps]))
+    return start, len(dps) * spd, xyz_start
+
+
+# --------------------------------------------------------------------------- storage
+
+def save_metadata(streams: EventStreams, folder: Path, extra: dict[str, Any]) -> None:
+    """Write the non-array parts of `streams` beside the ``*.bin`` arrays in `folder`."""
+    meta = {
+        "format": STREAMS_FORMAT,
+        "sample_rate_hz": streams.sample_rate_hz,
+        "counts": {"samples": len(streams.samples), "xyz": len(streams.xyz),
+                   "datapoints": 0 if streams.dp_time_s is None else len(streams.dp_time_s)},
+        **extra,
+    }
+    (folder / "events.json").write_text(json.dumps([asdict(e) for e in streams.events]))
+    np.save(folder / "segments.npy", streams.segments)
+    (folder / "report.json").write_text(json.dumps(streams.report.to_dict()))
+    (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+
+
+def load_saved(folder: Path) -> EventStreams:
+    """Memory-map streams saved by ``build_streams(folder=...)`` + ``save_metadata``.
+
+    Raises
+    ------
+    ValueError
+        If the folder is incomplete or of another format version.
+    """
+    meta = json.loads((folder / "meta.json").read_text())
+    if meta.get("format") != STREAMS_FORMAT:
+        raise ValueError(f"streams format {meta.get('format')}, expected {STREAMS_FORMAT}")
+    counts = meta["counts"]
+    events = []
+    for e in json.loads((folder / "events.json").read_text()):
+        if e["seizure_times"] is not None:
+            e["seizure_times"] = tuple(e["seizure_times"])
+        events.append(EventInfo(**e))
+    n_dp = counts["datapoints"]
+    return EventStreams(
+        events=events,
+        samples=_memmap(folder / "samples.bin", np.float32, counts["samples"], 1),
+        segments=np.load(folder / "segments.npy"),
+        xyz=_memmap(folder / "xyz.bin", np.int16, counts["xyz"], 3),
+        dp_time_s=_memmap(folder / "dp_time_s.bin", np.float64, n_dp, 1),
+        dp_hr_bpm=_memmap(folder / "dp_hr_bpm.bin", np.float32, n_dp, 1),
+        dp_alarm_state=_memmap(folder / "dp_alarm_state.bin", np.int8, n_dp, 1),
+        sample_rate_hz=meta["sample_rate_hz"],
+        report=DataReport.from_dict(json.loads((folder / "report.json").read_text())),
+    )

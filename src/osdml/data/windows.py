@@ -1,0 +1,129 @@
+"""Model input windows over event sample streams.
+
+A window is ``(event, start)``: 750 consecutive samples (30 s at 25 Hz) of one segment, read as
+a view of ``EventStreams.samples`` and shaped channel-first ``(1, 750)``, the layout the app
+feeds the model (DESIGN.md section 3). Windows start every hop (125 samples, 5 s) and never span
+a gap, so an event of n contiguous datapoints gives ``n - 5`` windows. Each window carries its
+event's label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from osdml.data.streams import EventStreams
+
+
+def window_count(n_samples: int, window_samples: int, hop_samples: int) -> int:
+    """Number of windows in a segment of `n_samples`: ``1 + (n - window) // hop``, or 0."""
+    if n_samples < window_samples:
+        return 0
+    return 1 + (n_samples - window_samples) // hop_samples
+
+
+@dataclass
+class Windows:
+    """Labelled windows as offsets into one ``EventStreams``; no sample is copied.
+
+    Attributes
+    ----------
+    streams : EventStreams
+    starts : np.ndarray of shape (n_windows,), int64
+        First sample of each window in ``streams.samples``.
+    event : np.ndarray of shape (n_windows,), int32
+        Index into ``streams.events``.
+    labels : np.ndarray of shape (n_windows,), int64
+        Class of each window (its event's label).
+    window_samples : int
+        750 by default.
+    """
+
+    streams: EventStreams
+    starts: np.ndarray
+    event: np.ndarray
+    labels: np.ndarray
+    window_samples: int
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        """Window `i` as a read-only view of shape (1, window_samples), float32, in g."""
+        s = int(self.starts[i])
+        return self.streams.samples[s:s + self.window_samples].reshape(1, -1)
+
+    def batch(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Copy the windows at `indices` into one array of shape (n, 1, window_samples), float32."""
+        idx = np.asarray(indices, dtype=np.int64)
+        gather = self.starts[idx, None] + np.arange(self.window_samples)
+        return np.asarray(self.streams.samples[gather], dtype=np.float32)[:, None, :]
+
+    def count_by_label(self) -> dict[int, int]:
+        """Map label -> number of windows."""
+        values, counts = np.unique(self.labels, return_counts=True)
+        return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
+
+
+def make_windows(
+    streams: EventStreams,
+    event_indices: Sequence[int] | np.ndarray,
+    labels: Sequence[int] | np.ndarray,
+    window_samples: int = 750,
+    hop_samples: int = 125,
+) -> Windows:
+    """Index every window of the given events.
+
+    Parameters
+    ----------
+    streams : EventStreams
+    event_indices : sequence of int
+        Events to window (indices into ``streams.events``), in the order wanted.
+    labels : sequence of int, same length as `event_indices`
+        The class of each event; all its windows get it.
+    window_samples, hop_samples : int
+        Window length and hop in samples (750 and 125 = 30 s and 5 s at 25 Hz).
+
+    Returns
+    -------
+    Windows
+        Windows in event order, then time order within each segment.
+
+    Raises
+    ------
+    ValueError
+        If `labels` and `event_indices` differ in length, or sizes are not positive.
+    """
+    if window_samples <= 0 or hop_samples <= 0:
+        raise ValueError(f"window_samples={window_samples} and hop_samples={hop_samples} "
+                         "must be positive")
+    event_indices = np.asarray(event_indices, dtype=np.int64)
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(event_indices) != len(labels):
+        raise ValueError(f"{len(event_indices)} events but {len(labels)} labels")
+    starts, events, window_labels = [], [], []
+    for ei, label in zip(event_indices, labels, strict=True):
+        for s, n, _ in streams.segment_rows(int(ei)):
+            k = window_count(int(n), window_samples, hop_samples)
+            if k:
+                starts.append(s + hop_samples * np.arange(k, dtype=np.int64))
+                events.append(np.full(k, ei, dtype=np.int32))
+                window_labels.append(np.full(k, label, dtype=np.int64))
+    if not starts:
+        empty = np.empty(0, dtype=np.int64)
+        return Windows(streams, empty, empty.astype(np.int32), empty, window_samples)
+    return Windows(streams, np.concatenate(starts), np.concatenate(events),
+                   np.concatenate(window_labels), window_samples)
+
+
+def event_window_counts(
+    streams: EventStreams, window_samples: int = 750, hop_samples: int = 125
+) -> np.ndarray:
+    """Windows per event, shape (n_events,), int64, without building the index."""
+    out = np.zeros(streams.n_events, dtype=np.int64)
+    for i in range(streams.n_events):
+        out[i] = sum(window_count(int(n), window_samples, hop_samples)
+                     for _, n, _ in streams.segment_rows(i))
+    return out
