@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -125,6 +126,7 @@ def load_streams(
             streams = load_saved(folder)
         except (OSError, ValueError, KeyError, TypeError) as e:
             log.warning("ignoring unreadable cache entry %s (%s); parsing again", folder, e)
+            shutil.rmtree(folder, ignore_errors=True)
         else:
             _rename_files(streams, files)
             streams.from_cache = True

@@ -102,6 +102,12 @@ def gravity(n: int, rng: np.random.Generator, pose, changes_per_min: float,
     return g * G_MG
 
 
+def _smooth(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Convolve keeping the length of `x` (``mode="same"`` grows short inputs to the kernel)."""
+    k = (len(kernel) - 1) // 2
+    return np.convolve(x, kernel, mode="full")[k:k + len(x)]
+
+
 def _axis(rng, base=None, spread=25.0) -> np.ndarray:
     return _tilt(_unit(rng.normal(size=3)) if base is None else np.asarray(base), rng, spread)
 
@@ -115,7 +121,7 @@ def _bouts(n: int, rng, on_s: tuple[float, float], off_s: tuple[float, float]) -
         env[t:t + on] = 1.0
         t += on + int(rng.uniform(*off_s) * FS)
     k = int(0.3 * FS)
-    return np.convolve(env, np.ones(k) / k, mode="same")
+    return _smooth(env, np.ones(k) / k)
 
 
 def _rhythm(n: int, rng, hz: float, jitter: float = 0.03) -> np.ndarray:
@@ -147,7 +153,7 @@ def _pulse_train(n: int, rate_hz: np.ndarray, rng, width_s: float, jitter: float
 def rest(n, rng, u: UserProfile):
     g = gravity(n, rng, u.rest_pose, changes_per_min=1.0)
     fidget = _bouts(n, rng, (0.5, 1.5), (20, 60)) * rng.normal(0, 60 * u.amplitude, n)
-    smooth = np.convolve(fidget, np.ones(8) / 8, mode="same")[:, None]
+    smooth = _smooth(fidget, np.ones(8) / 8)[:, None]
     return g + smooth * _axis(rng)
 
 
@@ -220,7 +226,7 @@ def car(n, rng, u):
     g = gravity(n, rng, u.rest_pose, changes_per_min=0.5)
     white = rng.normal(0, 1, (n, 3))
     # band-pass (about 5-12 Hz): short smoothing minus long smoothing, scaled to unit power
-    band = np.stack([np.convolve(w, np.hanning(5), "same") - np.convolve(w, np.ones(9) / 9, "same")
+    band = np.stack([_smooth(w, np.hanning(5)) - _smooth(w, np.ones(9) / 9)
                      for w in white.T], axis=1)
     band /= band.std() + 1e-9
     drive = 100 * np.sin(_rhythm(n, rng, rng.uniform(0.05, 0.15)))[:, None] * _axis(rng)

@@ -396,10 +396,11 @@ def _datapoint(dp: Any, spd: int, min_mean_mg: float, report: DataReport, path: 
     except (TypeError, ValueError):
         report.skip_datapoint("non_numeric", loc)
         return None
-    if not np.isfinite(accel).all():
+    total = float(accel.sum(dtype=np.float64))  # one pass: NaN/inf make the sum non-finite
+    if not math.isfinite(total):
         report.skip_datapoint("nan_or_null", loc)
         return None
-    if float(accel.mean()) < min_mean_mg:
+    if total / spd < min_mean_mg:
         report.skip_datapoint("implausible_magnitude", loc)
         return None
     try:
@@ -428,10 +429,11 @@ def _accel3d(raw3: Any, spd: int, report: DataReport, where: str) -> np.ndarray 
     except (TypeError, ValueError):
         report.note("rawData3D_dropped", where)
         return None
-    if not np.isfinite(xyz).all():
+    size = float(np.abs(xyz).sum(dtype=np.float64))  # one pass: non-finite, or zero
+    if not math.isfinite(size):
         report.note("rawData3D_dropped", where)
         return None
-    if not xyz.any():
+    if size == 0.0:
         report.note("rawData3D_zero", where)
         return None
     return xyz

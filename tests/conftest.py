@@ -1,0 +1,30 @@
+"""Shared fixtures: a small synthetic OSDB release and an isolated parse cache."""
+
+from __future__ import annotations
+
+import pytest
+
+from osdml.data.synthetic import SynthSpec, write_synthetic
+
+SMALL = SynthSpec(users=4, seizures_per_user=3, false_alarms_per_user=3, nda_per_user=2, seed=7)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    """Every test gets its own parse cache; nothing touches ~/.cache."""
+    monkeypatch.setenv("OSDML_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory):
+    """A small synthetic release: 4 users x (3 seizures, 3 false alarms, 2 NDA)."""
+    out = tmp_path_factory.mktemp("synth")
+    write_synthetic(out, SMALL)
+    return out
+
+
+@pytest.fixture(scope="session")
+def synth_streams(synth_dir):
+    from osdml.data.cache import load_streams
+
+    return load_streams([synth_dir], cache=False)
