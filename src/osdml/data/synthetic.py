@@ -218,7 +218,7 @@ def _nda(u: UserProfile, rng, event_id: int, t0: int) -> dict:
     hr_of = {"walking": 25, "sleep": -5, "exercise": 40}
     parts = [(a, bounds[i + 1] - bounds[i], hr_of.get(a, 5)) for i, a in enumerate(acts)]
     sig, hr = _compose(parts, u, rng)
-    subtype = None if rng.random() < 0.5 else acts[0].title()
+    subtype = None if rng.random() < 0.5 else LOOKALIKE_NAMES.get(acts[0], acts[0].title())
     return _event(u, rng, event_id, t0, "NDA", subtype, "normal daily activity (synthetic): "
                   + ", ".join(acts), sig, hr, n // 2 // SPD * 5, None)
 
