@@ -1,4 +1,4 @@
-"""Shared fixtures: a small synthetic OSDB release and an isolated parse cache."""
+"""Shared fixtures: a small synthetic OSDB release, an isolated parse cache, one tiny run."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ import pytest
 from osdml.data.synthetic import SynthSpec, write_synthetic
 
 SMALL = SynthSpec(users=4, seizures_per_user=3, false_alarms_per_user=3, nda_per_user=2, seed=7)
+TINY_TRAIN = {
+    "data": {"augment": {"noise_copies": 1}},
+    "train": {"max_epochs": 2, "batch_size": 64, "windows_per_epoch": 128,
+              "early_stopping_patience": 0, "lr_peak": 1e-3, "seed": 3},
+}
 
 
 @pytest.fixture(autouse=True)
@@ -28,3 +33,19 @@ def synth_streams(synth_dir):
     from osdml.data.cache import load_streams
 
     return load_streams([synth_dir], cache=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    from osdml.config import load_config
+
+    return load_config(None, TINY_TRAIN)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(synth_dir, tiny_config, tmp_path_factory):
+    """One tiny training run with all three artefacts, shared by the export tests."""
+    from osdml.pipeline import train_run
+
+    out = tmp_path_factory.mktemp("run")
+    return train_run([synth_dir], tiny_config, out, progress=False, cache=False)

@@ -1,4 +1,4 @@
-"""The OpenSeizureDetector app's alarm state machine (DESIGN.md section 3).
+"""The OpenSeizureDetector app's alarm state machine.
 
 Each 5 s datapoint is either positive (p(seizure) >= threshold, or the built-in algorithm's
 band-power test passed) or negative. A positive adds 5 s to a counter, a negative removes 5 s;

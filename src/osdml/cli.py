@@ -31,6 +31,8 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Read, summarise and split OSDB files.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+config_app = typer.Typer(help="Show or import run configurations.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
 
 _STATE = {"debug": False}
 
@@ -43,7 +45,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 NoCacheOpt = Annotated[bool, typer.Option(
     "--no-cache", help="Parse the files even if a cached parse exists; do not store one.")]
 CacheDirOpt = Annotated[Path | None, typer.Option(
-    "--cache-dir", help="Parse cache folder [default: $OSDML_CACHE_DIR or ~/.cache/osdml].")]
+    "--cache-dir", help="Parse cache folder (default: $OSDML_CACHE_DIR or ~/.cache/osdml).")]
 
 
 def _version(value: bool) -> None:
@@ -57,10 +59,11 @@ def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more detail.")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Log more detail, including the libraries' warnings.")] = False,
 ) -> None:
-    _STATE["debug"] = debug
-    logging.getLogger("osdml").setLevel(logging.INFO if verbose else logging.WARNING)
+    """Global options. main() takes --debug and --verbose from anywhere on the command line
+    before parsing; they are declared here so that --help lists them."""
 
 
 # --------------------------------------------------------------------------- rendering
@@ -68,7 +71,11 @@ def _root(
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    console = Console(stderr=stderr, highlight=False, soft_wrap=False, markup=False)
+    if not console.is_terminal:  # logs and pipes: do not wrap tables at 80 columns
+        console = Console(stderr=stderr, highlight=False, soft_wrap=False, markup=False,
+                          width=120)
+    return console
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]):
@@ -110,20 +117,26 @@ def _load_streams(files: list[Path], cfg, no_cache: bool, cache_dir: Path | None
 def synth(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write into.")],
     users: Annotated[int, typer.Option(min=1, help="Number of users.")] = 8,
-    seizures: Annotated[int, typer.Option(min=0, help="Seizure events per user.")] = 5,
+    seizures: Annotated[int, typer.Option(min=0, help="Seizure events per user.")] = 8,
     false_alarms: Annotated[int, typer.Option(min=0, help="False-alarm events per user.")] = 6,
     nda: Annotated[int, typer.Option(min=0, help="Normal-daily-activity events per user.")] = 6,
-    seed: Annotated[int, typer.Option(help="Random seed; same seed, same bytes.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1,
+                                      help="Random seed; same seed, same bytes.")] = 0,
     fmt: Annotated[str, typer.Option("--format", help="json (array) or ndjson.")] = "json",
     defect_rate: Annotated[float, typer.Option(
-        min=0.0, max=1.0, help="Share of datapoints damaged like real files (0 = clean).")] = 0.0,
+        min=0.0, max=1.0, help="Chance that an interior datapoint is damaged like in real "
+        "files; damaged datapoints are at least 4 apart (0 = clean).")] = 0.0,
     json_out: JsonOpt = False,
 ) -> None:
-    """Generate a synthetic OSDB release: plausible wrist-accelerometer events (seizures, false
-    alarms, daily activity) in the exact format of real OSDB files, 25 Hz, milli-g."""
+    """Generate a synthetic OSDB release (the demo data), same seed, same bytes.
+
+    Plausible wrist-accelerometer events (tonic-clonic seizures, look-alike false alarms,
+    daily activity) in the format of real OSDB files: 25 Hz, milli-g, one file per kind."""
     from osdml.data.synthetic import SynthSpec, write_synthetic
     from osdml.errors import InputError
 
+    if not str(out):
+        raise InputError("--out is empty; give the folder to write into")
     if fmt not in ("json", "ndjson"):
         raise InputError(f"--format {fmt!r}: must be json or ndjson")
     spec = SynthSpec(users=users, seizures_per_user=seizures, false_alarms_per_user=false_alarms,
@@ -135,8 +148,8 @@ def synth(
     rows = [[p.name, n] for p, n in zip(result.files, result.events_by_type.values(), strict=True)]
     con = _console()
     con.print(_table(f"Synthetic OSDB release in {out} (seed {seed})", ["file", "events"], rows))
-    con.print(f"{sum(result.events_by_type.values())} events from {users} users, "
-              f"{result.datapoints:,} datapoints"
+    con.print(f"{_n(sum(result.events_by_type.values()), 'event')} from {_n(users, 'user')}, "
+              f"{_n(result.datapoints, 'datapoint')}"
               + (f", defects injected: {dict(result.defects)}" if result.defects else ""))
 
 
@@ -166,7 +179,7 @@ def _render_summary(s, labels: dict[str, int]) -> None:
     con = _console()
     t = s.totals
     cached = " (read from the parse cache)" if s.from_cache else ""
-    con.print(f"[bold]{len(s.files)} file(s)[/bold]{cached}: {t.events:,} events "
+    con.print(f"{len(s.files)} file(s){cached}: {t.events:,} events "
               f"({t.seizure_events:,} seizures), {t.datapoints:,} datapoints, {t.hours:,.2f} h, "
               f"{t.windows:,} windows of {s.window_samples} samples, hop {s.hop_samples}")
     cols = ["events", "seizures", "datapoints", "hours", "windows"]
@@ -233,30 +246,152 @@ def data_split(
         row = [s["name"]]
         for part in ("train", "val", "test"):
             p = s[part]
-            row.append(f"{p['n_events']} ({p['by_label'].get('1', 0)} sz) "
-                       f"{len(p['users'])} users")
+            row.append(f"{_n(p['n_events'], 'event')} ({p['by_label'].get('1', 0)} seizure) "
+                       f"{_n(len(p['users']), 'user')}")
         rows.append(row)
     _console().print(_table(f"{cfg.data.split.method} split of {len(selection)} events "
                             f"-> {out}", ["split", "train", "validation", "test"], rows))
 
 
-@app.command()
-def demo(out: Annotated[Path, typer.Option("--out", "-o", help="Demo folder.")] = Path(
-        "outputs/demo")) -> None:
-    """Generate the embedded demo dataset (synthetic OSDB) into OUT/data and summarise it."""
+@config_app.command("show")
+def config_show(config: Annotated[Path | None, typer.Argument(
+        help="Configuration file (TOML or JSON); without it, the defaults.")] = None) -> None:
+    """Print the effective configuration (defaults filled in) as TOML, each key described."""
     from osdml.config import load_config
-    from osdml.data.filters import select_events
-    from osdml.data.summary import summarize
+
+    sys.stdout.write(load_config(config).to_toml())
+
+
+@config_app.command("import")
+def config_import(
+    nnconfig: Annotated[Path, typer.Argument(help="An nnTraining2 nnConfig*.json file.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the TOML here "
+                                             "instead of printing it.")] = None,
+) -> None:
+    """Turn an OpenSeizureDetector nnTraining2 nnConfig*.json into an osdml configuration and
+    list every key that was ignored, with the reason."""
+    from osdml.fileio import atomic_write
+    from osdml.nnconfig import import_nnconfig
+
+    cfg, ignored = import_nnconfig(nnconfig)
+    header = f"# imported from {nnconfig} by osdml config import\n"
+    header += "".join(f"# ignored {k}: {why}\n" for k, why in ignored)
+    text = header + "\n" + cfg.to_toml()
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        with atomic_write(out, "w", encoding="utf-8") as f:
+            f.write(text)
+    con = _console(stderr=out is None)
+    if ignored:
+        con.print(_table(f"{len(ignored)} nnConfig keys ignored", ["key", "why"],
+                         [list(row) for row in ignored]))
+    if out is not None:
+        con.print(f"wrote {out}")
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
+    data: Annotated[list[Path] | None, typer.Option(
+        "--data", "-d", help="OSDB files or folders (repeat the option; default: data.files of "
+        "the configuration).")] = None,
+    config: ConfigOpt = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="train.max_epochs.")] = None,
+    seed: Annotated[int | None, typer.Option(help="train.seed.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    json_out: JsonOpt = False,
+    no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    """Train DeepEpiCnn on one train / validation / test split of OSDB events, export .pt, .ptl
+    and .pte, and check each in its own runtime against the trained model (exit 1 if one is
+    out of tolerance). See README "Run folder" for what is written."""
+    from osdml.config import load_config
+    from osdml.errors import InputError
+
+    cfg = load_config(config, {"train": {"max_epochs": epochs, "seed": seed}})
+    files = list(data or cfg.data.files)
+    if not files:
+        raise InputError("no data: pass --data FILES (or set data.files in --config)")
+    _train_and_report(files, cfg, out, quiet=quiet, json_out=json_out, no_cache=no_cache,
+                      cache_dir=cache_dir)
+
+
+def _train_and_report(files, cfg, out: Path, *, quiet: bool, json_out: bool,
+                      no_cache: bool = False, cache_dir: Path | None = None,
+                      title: str = "") -> None:
+    from osdml.errors import CheckFailed
+    from osdml.pipeline import train_run
+
+    console = _console(stderr=True)
+    show = not quiet and not json_out and console.is_terminal
+    run = train_run(files, cfg, out, progress=show, cache=not no_cache, cache_dir=cache_dir)
+    if json_out:
+        _print_json(run.summary)
+    else:
+        _render_run(run, title)
+    if not run.passed:
+        raise CheckFailed(f"artefacts out of tolerance in {out}: " + "; ".join(run.failures()))
+
+
+def _render_run(run, title: str) -> None:
+    s = run.summary
+    m = s["metrics"]
+    con = _console()
+    by_format = m.get("test_events_by_format") or {}
+    rows = []
+    for check in run.validation:
+        ev = by_format.get(check.format, {}).get("alarm", {})
+        diff = "-" if check.error else f"{check.max_abs_logit_diff:.1e}"
+        agree = "-" if check.error else f"{check.decision_agreement:.1%}"
+        rows.append([f".{check.format}", check.runtime, f"{run.sizes[check.format] / 1024:,.0f}",
+                     diff, agree, _fmt(ev.get("sensitivity")), _fmt(ev.get("fpr")),
+                     "ok" if check.passed else f"FAILED {check.error or ''}".strip()])
+    for fmt, why in run.missing.items():
+        rows.append([f".{fmt}", "-", "-", "-", "-", "-", "-", f"not written: {why}"])
+    con.print(_table(title or f"Run folder {run.out_dir}",
+                     ["format", "runtime", "KiB", "max |logit diff|", "decisions agree",
+                      "event sensitivity", "event FPR", "status"], rows))
+    con.print(f"parity on {s['validation_windows']}; event metrics: test events by the app's "
+              "alarm rule, computed in each format's runtime")
+    tw, te = m["test_windows"], m["test_events"]
+    con.print(f"chosen epoch {s['chosen_epoch'] + 1} of {s['epochs_run']} ({s['criterion']}); "
+              f"test windows: sensitivity {_fmt(tw['sensitivity'])}, FPR {_fmt(tw['fpr'])}; "
+              f"test events ({te['seizure_events']} seizures of {te['events']}): alarm rule "
+              f"sensitivity {_fmt(te['alarm']['sensitivity'])}, FPR {_fmt(te['alarm']['fpr'])};"
+              f" any-window rule sensitivity {_fmt(te['any_window']['sensitivity'])}, "
+              f"FPR {_fmt(te['any_window']['fpr'])}")
+    con.print(f"written to {run.out_dir}: " + ", ".join(sorted(p.name for p in
+                                                               run.out_dir.iterdir())))
+
+
+def _n(count: int, noun: str) -> str:
+    """'1 event', '2 events'."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Demo folder.")] = Path("outputs/demo"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """The main job on the embedded demo data: generate a synthetic OSDB release into OUT/data,
+    train DeepEpiCnn for a few epochs into OUT/run, export .pt / .ptl / .pte, validate each in
+    its own runtime and print the results."""
     from osdml.data.synthetic import SynthSpec, write_synthetic
+    from osdml.pipeline import demo_config
 
     result = write_synthetic(out / "data", SynthSpec())
-    _console().print(f"demo dataset: {sum(result.events_by_type.values())} events written to "
-                     f"{out / 'data'}")
-    cfg = load_config()
-    streams = _load_streams([out / "data"], cfg, False, None)
-    window, hop = cfg.data.windows.samples(cfg.data.reader.sample_rate_hz)
-    _render_summary(summarize(streams, select_events(streams, cfg.data.selection), window, hop),
-                    cfg.data.selection.labels)
+    _console(stderr=True).print(
+        f"demo data: {sum(result.events_by_type.values())} synthetic events from "
+        f"{SynthSpec().users} users in {out / 'data'}; training ...")
+    _train_and_report([out / "data"], demo_config(), out / "run", quiet=quiet, json_out=False,
+                      title="Demo: DeepEpiCnn on synthetic OSDB data (test part)")
 
 
 # --------------------------------------------------------------------------- entry point
@@ -265,31 +400,61 @@ def _warning_line(message, category, filename, lineno, file=None, line=None) -> 
     sys.stderr.write(f"osdml: warning: {message}\n")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit status (0 ok, 1 check failed, 2 bad input or usage).
-
-    Typer (click) handles usage errors itself (exit 2); errors raised by osdml become one line.
-    """
-    logging.basicConfig(format="osdml: %(message)s")
+def _setup_messages(verbose: bool) -> None:
+    """osdml's own warnings and log lines, one line each; the libraries' chatter (torch,
+    torchao, executorch, lightning deprecations and start-up notes) only with --verbose."""
+    logging.basicConfig(format="osdml: %(message)s",
+                        level=logging.WARNING if verbose else logging.ERROR)
+    logging.getLogger("osdml").setLevel(logging.INFO if verbose else logging.WARNING)
+    for noisy in ("torch", "torchao", "executorch", "lightning"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
     warnings.showwarning = _warning_line
-    _STATE["debug"] = "--debug" in (sys.argv[1:] if argv is None else argv)
+    if not verbose:
+        warnings.filterwarnings("ignore")
+        warnings.filterwarnings("default", module=r"osdml(\.|$)")
+
+
+GLOBAL_FLAGS = ("--debug", "--verbose", "-v")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit status (0 ok, 1 check failed, 2 bad input or usage, 3 a
+    bug). Every error is one line on stderr; ``--debug`` (anywhere on the line) adds the
+    traceback."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    cut = args.index("--") if "--" in args else len(args)
+    flags = {a for a in args[:cut] if a in GLOBAL_FLAGS}
+    args = [a for a in args[:cut] if a not in GLOBAL_FLAGS] + args[cut:]
+    _STATE["debug"] = "--debug" in flags
+    _setup_messages(verbose=bool(flags & {"--verbose", "-v"}))
     try:
-        app(args=argv, prog_name="osdml")
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+        rv = app(args=args, prog_name="osdml", standalone_mode=False)
     except OsdmlError as e:
         return _fail(str(e), e.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("osdml: interrupted\n")
+        return 130
     except OSError as e:
         where = f": {e.filename}" if e.filename else ""
         return _fail(f"{e.strerror or e}{where}", 2)
-    except Exception as e:  # a bug: say so in one line, traceback with --debug
+    except Exception as e:
+        if hasattr(e, "format_message") and hasattr(e, "exit_code"):  # click usage errors
+            ctx = getattr(e, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            return _fail(e.format_message() + hint, 2 if e.exit_code == 2 else e.exit_code)
+        if type(e).__name__ == "Abort":  # click's Ctrl-C / EOF on a prompt
+            sys.stderr.write("osdml: interrupted\n")
+            return 130
+        # a bug: say so in one line, traceback with --debug
         return _fail(f"internal error: {type(e).__name__}: {e} (rerun with --debug and report "
                      "it)", 3)
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 def _fail(message: str, code: int) -> int:
     if _STATE["debug"]:
         traceback.print_exc()
-    sys.stderr.write(f"osdml: error: {message}\n")
+    # one line, whatever a file name or a library message holds (newlines, escape codes)
+    clean = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(message))
+    sys.stderr.write(f"osdml: error: {clean}\n")
     return code

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -21,14 +21,15 @@ from osdml.errors import InputError
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class ReaderConfig(_Section):
     """How OSDB datapoints become sample streams (these options key the parse cache)."""
 
-    sample_rate_hz: float = Field(25.0, gt=0, description="Accelerometer sample rate, Hz.")
-    datapoint_s: float = Field(5.0, gt=0, description="Seconds of samples per datapoint.")
+    sample_rate_hz: float = Field(25.0, gt=0, le=1000, description="Accelerometer sample "
+                                  "rate, Hz.")
+    datapoint_s: float = Field(5.0, gt=0, le=60, description="Seconds of samples per datapoint.")
     max_gap_s: float = Field(
         2.0, ge=0, description="Missing time between datapoints above which an event is split "
         "into segments; no window spans a split."
@@ -55,8 +56,10 @@ class ReaderConfig(_Section):
 class WindowConfig(_Section):
     """Model input windows over each event's sample stream."""
 
-    window_s: float = Field(30.0, gt=0, description="Window length, s (750 samples at 25 Hz).")
-    hop_s: float = Field(5.0, gt=0, description="Hop between window starts, s (125 samples).")
+    window_s: float = Field(30.0, gt=0, le=600, description="Window length, s (750 samples at "
+                            "25 Hz).")
+    hop_s: float = Field(5.0, gt=0, le=600, description="Hop between window starts, s (125 "
+                         "samples).")
 
     def samples(self, sample_rate_hz: float) -> tuple[int, int]:
         """Return ``(window_samples, hop_samples)`` at `sample_rate_hz`."""
@@ -88,20 +91,27 @@ class SelectionConfig(_Section):
     require_3d: bool = Field(False, description="Every datapoint must carry rawData3D.")
     require_hr: bool = Field(False, description="Every datapoint must carry a heart rate.")
     invalid_event_ids: list[str] = Field(default_factory=list, description="Always excluded.")
-    labels: dict[str, int] = Field(
+    labels: dict[str, Annotated[int, Field(ge=0, le=1)]] = Field(
         default_factory=lambda: {"seizure": 1, "false alarm": 0, "nda": 0},
-        description="Event type (case-insensitive) -> class; other types are excluded.",
+        description="Event type (case-insensitive) -> class 0 or 1; other types are excluded.",
     )
 
     @model_validator(mode="before")
     @classmethod
     def _ids_as_strings(cls, data: Any) -> Any:
-        # OSDB ids are ints in real releases and strings in generated ones: compare as strings.
+        # OSDB ids are ints in real releases and strings in generated ones: compare as strings
+        # (osdml.ids.normalize_id: 39, 39.0 and "39" are the same id).
+        from osdml.ids import normalize_id
+
         if isinstance(data, dict):
             data = dict(data)
             for key in ("include_users", "exclude_users", "invalid_event_ids"):
                 if isinstance(data.get(key), list):
-                    data[key] = [str(v) for v in data[key]]
+                    ids = [normalize_id(v) for v in data[key]]
+                    bad = [v for v, i in zip(data[key], ids, strict=True) if i is None]
+                    if bad:
+                        raise ValueError(f"{key}: {bad[0]!r} is not an id (int or string)")
+                    data[key] = ids
         return data
 
 
@@ -117,7 +127,7 @@ class SplitConfig(_Section):
     test_fraction: float = Field(0.2, gt=0, lt=1, description="holdout: share of events.")
     val_fraction: float = Field(0.2, gt=0, lt=1, description="Share of the non-test events.")
     group_by_user: bool = Field(False, description="Keep each user on one side of every split.")
-    seed: int = Field(42, description="Seed of the event shuffle.")
+    seed: int = Field(42, ge=0, lt=2**32, description="Seed of the event shuffle.")
 
 
 class AugmentConfig(_Section):
@@ -127,8 +137,10 @@ class AugmentConfig(_Section):
         False, description="Copy seizure events of users with fewer of them until every user "
         "has as many as the user with the most."
     )
-    noise_copies: int = Field(10, ge=0, description="Gaussian-noise copies per seizure event.")
-    noise_sigma_mg: float = Field(30.0, ge=0, description="Noise standard deviation, mg.")
+    noise_copies: int = Field(10, ge=0, le=1000, description="Gaussian-noise copies per seizure "
+                              "event.")
+    noise_sigma_mg: float = Field(30.0, ge=0, le=10000, description="Noise standard deviation, "
+                                  "mg.")
     phase_step_samples: int = Field(
         0, ge=0, description="Phase-shift copies at every multiple of this step below the hop "
         "(0 = off)."
@@ -142,12 +154,14 @@ class AugmentConfig(_Section):
         "most seizure windows / target_ratio."
     )
     target_ratio: float = Field(1.0, gt=0, description="Seizure : non-seizure window ratio.")
-    seed: int = Field(42, description="Seed of the augmentation random numbers.")
+    seed: int = Field(42, ge=0, lt=2**32, description="Seed of the augmentation random numbers.")
 
 
 class DataConfig(_Section):
     """Everything from OSDB files to labelled, split, augmented windows."""
 
+    files: list[str] = Field(default_factory=list, description="OSDB files or folders, "
+                             "relative to the current folder (--data replaces them).")
     reader: ReaderConfig = Field(default_factory=ReaderConfig)
     windows: WindowConfig = Field(default_factory=WindowConfig)
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
@@ -155,10 +169,118 @@ class DataConfig(_Section):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
 
+class ModelConfig(_Section):
+    """The architecture (``osdml.models``) and its options."""
+
+    arch: str = Field("deep_epi_cnn", description="Registered architecture name.")
+    conv_dropout: float = Field(0.05, ge=0, lt=1, description="Dropout after each conv block.")
+    dense_dropout: float = Field(0.025, ge=0, lt=1, description="Dropout after dense layer 1.")
+
+
+class TrainConfig(_Section):
+    """Training (Lightning): optimiser, learning-rate schedule, sampling and checkpoint choice.
+
+    The checkpoint is chosen on the validation part only. ``checkpoint_metric``:
+    ``min_fpr`` (lowest window false-positive rate with sensitivity >= ``min_sensitivity``),
+    ``youden`` (sensitivity - FPR), ``f_beta`` (F-beta of the seizure class) or ``val_loss``.
+    The metric criteria only consider epochs with sensitivity >= ``min_sensitivity`` and FPR
+    <= ``max_fpr`` (when set) that predict both classes; if none qualifies, a warning says so
+    and the epoch with the lowest validation loss is used.
+    """
+
+    max_epochs: int = Field(100, ge=1, description="Upper bound on training passes.")
+    batch_size: int = Field(512, ge=1, description="Windows per optimisation step.")
+    windows_per_epoch: int | None = Field(
+        None, ge=1, description="Training windows drawn per epoch (unset: all of them once).")
+    lr_peak: float = Field(1e-4, gt=0, description="Peak learning rate (AdamW).")
+    lr_end: float = Field(3e-5, ge=0, description="Learning rate at the end of the cosine "
+                          "phase; the cool-down then goes linearly to 0.")
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
+    schedule: Literal["warmup_cosine", "plateau", "constant"] = Field(
+        "warmup_cosine", description="warmup_cosine: per-step linear warm-up, cosine decay, "
+        "linear cool-down; plateau: reduce on validation-loss plateau; constant.")
+    warmup_steps: int | None = Field(None, ge=0, description="Steps of warm-up (default 5% "
+                                     "of all steps).")
+    cooldown_steps: int | None = Field(None, ge=0, description="Steps of cool-down (default "
+                                       "5% of all steps).")
+    plateau_factor: float = Field(0.1, gt=0, lt=1, description="plateau: LR multiplier.")
+    plateau_patience: int = Field(5, ge=0, description="plateau: epochs without improvement.")
+    lr_min: float = Field(1e-7, ge=0, description="plateau: lowest learning rate.")
+    balanced_sampling: bool = Field(True, description="Draw windows so each class is equally "
+                                    "likely in a batch (with replacement).")
+    class_weights: Literal["none", "balanced"] = Field(
+        "none", description="balanced: weight the loss by n / (classes x class count).")
+    early_stopping_patience: int = Field(
+        6, ge=0, description="Stop after this many epochs without a lower validation loss "
+        "(0: never stop early).")
+    checkpoint_metric: Literal["min_fpr", "youden", "f_beta", "val_loss"] = Field(
+        "min_fpr", description="How the checkpoint is chosen on the validation part: min_fpr, "
+        "youden, f_beta or val_loss.")
+    min_sensitivity: float = Field(0.25, ge=0, le=1, description="Window sensitivity an epoch "
+                                   "needs to be chosen by a metric criterion.")
+    max_fpr: float | None = Field(None, ge=0, le=1, description="Window FPR an epoch may not "
+                                  "exceed to be chosen by a metric criterion.")
+    f_beta: float = Field(2.0, gt=0, description="Beta of f_beta (>1 favours sensitivity).")
+    threshold: float = Field(0.5, ge=0, le=1, description="Decision threshold on p(seizure).")
+    seed: int = Field(42, ge=0, lt=2**32, description="Seed of weights, sampling and dropout.")
+
+
+class ExportConfig(_Section):
+    """Artefacts written after training and the parity check each must pass."""
+
+    formats: list[Literal["pt", "ptl", "pte"]] = Field(
+        default_factory=lambda: ["pt", "ptl", "pte"], description="Artefacts to write.")
+    pte_backend: Literal["xnnpack", "portable"] = Field(
+        "xnnpack", description="xnnpack: lower to the XNNPACK delegate; portable: kernels only.")
+    validate_windows: int = Field(256, ge=1, description="Held-out windows each artefact is "
+                                  "checked on (all test windows if fewer).")
+    fp32_atol: float = Field(1e-4, gt=0, description="Largest logit difference allowed for "
+                             "fp32 artefacts against the eager model.")
+
+
 class RunConfig(_Section):
-    """The whole run configuration. Later sections (model, training) extend this record."""
+    """The whole run configuration: data, model, training and export."""
 
     data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+
+    def to_toml(self, comments: bool = True) -> str:
+        """The configuration as TOML, each key preceded by its description (unset optional
+        values are left out as comments)."""
+        return "".join(_toml_section(self, (), comments)).lstrip("\n")
+
+
+def _toml_section(section: BaseModel, path: tuple[str, ...], comments: bool):
+    lines, tables = [], []
+    for name, field in type(section).model_fields.items():
+        value = getattr(section, name)
+        if isinstance(value, BaseModel):
+            tables.append((name, value))
+            continue
+        if comments and field.description:
+            lines.append(f"# {field.description}\n")
+        lines.append(f"# {name} = (unset)\n" if value is None
+                     else f"{name} = {_toml_value(value)}\n")
+    if lines:
+        yield f"\n[{'.'.join(path)}]\n"
+        yield from lines
+    for name, sub in tables:
+        yield from _toml_section(sub, (*path, name), comments)
+
+
+def _toml_value(value: Any) -> str:
+    """One TOML value, arrays and tables inline."""
+    import tomli_w
+
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}"
+                                for k, v in value.items()) + " }"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return tomli_w.dumps({"v": value})[4:].strip()
 
 
 def format_validation_error(source: str, err: ValidationError) -> str:

@@ -24,3 +24,9 @@ class CheckFailed(OsdmlError):
     """A check that ran and failed (validation, parity): exit status 1."""
 
     exit_code = 1
+
+
+class ExportError(OsdmlError):
+    """An export stage (torch.export, lowering, serialisation) failed on a valid model."""
+
+    exit_code = 1

@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from factory import T0, event, iso, write_events
-from osdml.data.osdb import _NanToNull, parse_time, read_events
+from osdml.data.jsonstream import NanToNull
+from osdml.data.osdb import parse_time, read_events
 from osdml.data.report import DataReport
 from osdml.errors import InputError
 
@@ -102,7 +104,7 @@ def test_nan_filter_never_splits_a_token():
     # a value cut at every possible read boundary is still rewritten
     text = b'[{"a": [1, NaN, 2, -Infinity, Infinity], "b": "NaN"}]'
     for n in range(1, len(text)):
-        w = _NanToNull(io.BytesIO(text))
+        w = NanToNull(io.BytesIO(text), Path("x.json"))
         out = b"".join(iter(lambda w=w, n=n: w.read(n), b""))
         assert json.loads(out) == [{"a": [1, None, 2, None, None], "b": "NaN"}], n
 
@@ -168,7 +170,7 @@ def _lines(tmp_path, name, content: bytes):
     ("text.json", b"hello world", "is not JSON"),
     ("object.json", b'{\n "events": []\n}\n', "top-level JSON object"),
     ("object1.json", b'{"events": [], "version": 2}\n', "top-level JSON object"),
-    ("ints.json", b"[1, 2, 3]", "item #0 is an int"),
+    ("ints.json", b"[1, 2, 3]", "item #0 is a number"),
     ("foreign.json", b'[{"a": 1}]', "is not an OSDB event"),
     ("accx.json", json.dumps([{"id": 1, "type": "Seizure", "datapoints": [
         {"dataTime": iso(T0), "accX": [1], "accY": [2], "accZ": [3]}]}]).encode(),

@@ -12,11 +12,12 @@ The cache lives in ``$OSDML_CACHE_DIR``, else ``$XDG_CACHE_HOME/osdml``, else
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import shutil
+import tempfile
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from osdml.data.report import DataReport
 from osdml.data.streams import (
     STREAMS_FORMAT,
     EventStreams,
+    StaleCacheEntry,
     build_streams,
     load_saved,
     save_metadata,
@@ -48,10 +50,12 @@ def file_digest(path: Path, memo: dict[str, list] | None = None) -> str:
     import xxhash
 
     st = path.stat()
-    stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+    # ctime changes on every write and cannot be set back, unlike mtime
+    stamp = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
     key = str(path.resolve())
-    if memo is not None and key in memo and memo[key][:3] == stamp:
-        return memo[key][3]
+    entry = memo.get(key) if memo is not None else None
+    if isinstance(entry, list) and len(entry) == 5 and entry[:4] == stamp:
+        return entry[4]
     h = xxhash.xxh3_128()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 22):
@@ -110,20 +114,40 @@ def load_streams(
     """
     cfg = config or ReaderConfig()
     files = expand_inputs(list(paths))
-    if not cache:
-        report = DataReport()
-        return build_streams(_events(files, report, cfg, progress), report, cfg)
+    if cache and not all(p.is_file() for p in files):
+        log.info("not caching: an input is a pipe or device, which can be read only once")
+        cache = False
+    if cache:
+        root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        try:
+            return _cached(files, cfg, root, progress)
+        except _CacheUnusable as e:
+            warnings.warn(f"parse cache {root} unusable ({e}); reading without it",
+                          stacklevel=2)
+    report = DataReport()
+    return build_streams(_events(files, report, cfg, progress), report, cfg)
 
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+
+class _CacheUnusable(Exception):
+    pass
+
+
+def _cached(files: list[Path], cfg: ReaderConfig, root: Path, progress) -> EventStreams:
     memo_path = root / "file_digests.json"
-    memo = _read_json(memo_path) or {}
+    memo = _read_json(memo_path)
+    memo = memo if isinstance(memo, dict) else {}
     key = streams_key(files, cfg, memo)
-    with contextlib.suppress(OSError):
-        write_json(memo_path, memo, indent=None)
     folder = root / "streams" / key
+    try:
+        write_json(memo_path, memo, indent=None)
+    except OSError as e:
+        raise _CacheUnusable(e.strerror or e) from None
     if (folder / "meta.json").exists():
         try:
             streams = load_saved(folder)
+        except StaleCacheEntry as e:
+            log.info("cache entry %s: %s; parsing again", folder, e)
+            shutil.rmtree(folder, ignore_errors=True)
         except (OSError, ValueError, KeyError, TypeError) as e:
             log.warning("ignoring unreadable cache entry %s (%s); parsing again", folder, e)
             shutil.rmtree(folder, ignore_errors=True)
@@ -131,6 +155,11 @@ def load_streams(
             _rename_files(streams, files)
             streams.from_cache = True
             return streams
+    try:  # fail early, and fall back to no cache, if the cache folder is not writable
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(dir=folder.parent))
+    except OSError as e:
+        raise _CacheUnusable(e.strerror or e) from None
     report = DataReport()
     with atomic_dir(folder) as tmp:
         built = build_streams(_events(files, report, cfg, progress), report, cfg, folder=tmp)

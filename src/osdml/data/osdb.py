@@ -1,7 +1,7 @@
 """Streaming reader of Open Seizure Database (OSDB) files.
 
-An OSDB file is a JSON array of events, each holding a list of 5 s datapoints (DESIGN.md section
-2). Releases are gigabytes, so the reader streams: a JSON array is parsed event by event with
+An OSDB file is a JSON array of events, each holding a list of 5 s datapoints (docs/data.md).
+Releases are gigabytes, so the reader streams: a JSON array is parsed event by event with
 ijson, and NDJSON (one event per line) line by line; a gzip-compressed file of either kind is
 read through gzip. Nothing holds more than one event in memory.
 
@@ -20,17 +20,20 @@ import json
 import math
 import os
 import re
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from osdml.config import ReaderConfig
+from osdml.data.jsonstream import NanToNull, iter_lines, open_events_stream
 from osdml.data.report import DataReport
 from osdml.errors import InputError
+from osdml.ids import normalize_id
 
 _FOREIGN_ACCEL = re.compile(r"^(acc|accel|acceleration)[_ ]?[xyz]?$|^[xyz]$|^a[xyz]$", re.I)
 _LFS = b"version https://git-lfs"
@@ -103,110 +106,15 @@ def parse_time(value: Any) -> float:
         # Legacy dd-mm-yyyy HH:MM:SS[.fff] (hand-sliced: strptime is 10x slower).
         dt = datetime(int(s[6:10]), int(s[3:5]), int(s[0:2]),
                       int(s[11:13]), int(s[14:16]), int(s[17:19]), tzinfo=UTC)
-        frac = float("0" + s[19:]) if len(s) > 20 and s[19] == "." else 0.0
+        tail = s[19:]
+        if tail not in ("", "Z") and not (tail[0] == "." and tail[1:].isdigit()):
+            raise ValueError(f"unreadable time {value!r}")
+        frac = float("0" + tail) if tail.startswith(".") else 0.0
         return dt.timestamp() + frac
     dt = datetime.fromisoformat(s)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
-
-
-# --------------------------------------------------------------------------- byte streams
-
-class _NanToNull:
-    """File wrapper that turns bare ``NaN`` / ``Infinity`` / ``-Infinity`` values into ``null``.
-
-    ijson (yajl) rejects these non-standard tokens, which Python's ``json.dump`` writes by
-    default. Output is cut only just before a comma, so a token is never split between reads.
-    Limitation: the same token inside a string, delimited as a value (``"a, NaN, b"``), would
-    also be rewritten; descriptions are never used as numbers, so this is harmless.
-    """
-
-    _TOKEN = re.compile(rb"(?<=[\[,:])(\s*)(?:NaN|-?Infinity)(?=\s*(?:[,\]}]|\Z))")
-
-    def __init__(self, raw: IO[bytes], progress: Callable[[int], None] | None = None):
-        self._raw = raw
-        self._pending = b""
-        self._eof = False
-        self.bytes_read = 0
-        self._progress = progress
-
-    def read(self, n: int = 65536) -> bytes:
-        if n == 0:  # ijson probes read(0) to learn whether the stream gives bytes or str
-            return b""
-        while not self._eof:
-            data = self._raw.read(max(n, 4096))
-            self.bytes_read += len(data)
-            if self._progress is not None:
-                self._progress(len(data))
-            if not data:
-                self._eof = True
-                out, self._pending = self._pending, b""
-                return self._fix(out)
-            buf = self._pending + data
-            cut = buf.rfind(b",")
-            if cut <= 0:
-                self._pending = buf
-                continue
-            out, self._pending = buf[:cut], buf[cut:]
-            return self._fix(out)
-        return b""
-
-    def _fix(self, chunk: bytes) -> bytes:
-        if b"NaN" in chunk or b"Infinity" in chunk:
-            return self._TOKEN.sub(rb"\1null", chunk)
-        return chunk
-
-
-def _open_stream(path: Path) -> tuple[IO[bytes], str]:
-    """Open `path` and tell what it holds: ``"array"`` or ``"ndjson"``; raise for anything else."""
-    if not path.exists():
-        raise InputError(f"cannot read events: {path} does not exist")
-    if path.is_dir():
-        raise InputError(f"cannot read events: {path} is a folder; pass the .json files in it")
-    f: IO[bytes] = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
-    try:
-        head = f.read(512)
-        if head[:2] == b"\x1f\x8b":
-            f.close()
-            f = gzip.open(path, "rb")
-            try:
-                head = f.read(512)
-            except (OSError, EOFError) as e:
-                raise InputError(f"cannot read events: {path}: corrupt gzip data ({e})") from None
-        f.seek(0)
-        return f, _sniff(path, head, os.path.getsize(path))
-    except BaseException:
-        f.close()
-        raise
-
-
-def _sniff(path: Path, head: bytes, size: int) -> str:
-    if not head.strip():
-        what = "empty (0 bytes)" if size == 0 else "blank (only whitespace)"
-        raise InputError(f"cannot read events: {path} is {what}")
-    if head.startswith(_LFS):
-        raise InputError(
-            f"cannot read events: {path} is a Git LFS pointer ({size} bytes), not JSON; "
-            "run `git lfs pull`"
-        )
-    body = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    low = body[:200].lower()
-    if body.startswith(b"<"):
-        kind = "an HTML page" if b"html" in low else "XML or HTML"
-        raise InputError(
-            f"cannot read events: {path} is {kind}, not OSDB JSON (a download that saved an "
-            "error or login page?)"
-        )
-    if body.startswith(b"["):
-        return "array"
-    if body.startswith(b"{"):
-        return "ndjson"
-    printable = body[:20].decode("utf-8", "replace").split("\n")[0]
-    raise InputError(
-        f"cannot read events: {path} is not JSON (starts with {printable!r}); expected a JSON "
-        "array of OSDB events or one event per line"
-    )
 
 
 # --------------------------------------------------------------------------- events
@@ -222,13 +130,14 @@ def read_events(
     Parameters
     ----------
     path : path-like
-        A JSON array of events, or NDJSON (one event per line); either may be gzip-compressed.
+        A JSON array of events, or NDJSON (one event per line); either may be gzip-compressed,
+        and may be a pipe (``/dev/stdin``).
     report : DataReport
         Counts of what was read and skipped are added to it.
     config : ReaderConfig, optional
         Samples per datapoint and the magnitude plausibility limit.
     progress : callable, optional
-        Called with the number of (compressed) bytes consumed, as they are read.
+        Called with the number of (decompressed) bytes consumed, as they are read.
 
     Yields
     ------
@@ -238,71 +147,80 @@ def read_events(
     Raises
     ------
     InputError
-        If the file is missing, empty, an LFS pointer or HTML page, not JSON, truncated or
-        invalid JSON, a top-level object, or holds items that are not OSDB events (for example
-        datapoints with ``accX`` fields and no ``rawData``). The message names the file and the
-        event (and datapoint, or byte offset) where reading failed.
+        If the file is missing, empty, an LFS pointer, an HTML page, UTF-16 text, binary, not
+        JSON, truncated or invalid JSON or gzip, a top-level object, nested absurdly deep, or
+        holds items that are not OSDB events (for example datapoints with ``accX`` fields and
+        no ``rawData``). The message names the file and the event (and datapoint) where
+        reading failed.
     """
     path = Path(path)
     cfg = config or ReaderConfig()
     report.files.append(str(path))
-    f, kind = _open_stream(path)
-    with f:
-        items = _array_items(path, f, progress) if kind == "array" else _ndjson_items(
-            path, f, progress)
-        for index, obj in items:
-            event = _event(obj, index, path, cfg, report)
-            if event is not None:
-                yield event
+    stream, kind, gzipped = open_events_stream(path)
+    with stream:
+        items = (_array_items(path, stream, progress) if kind == "array"
+                 else _ndjson_items(path, stream, progress))
+        try:
+            for index, obj in items:
+                event = _event(obj, index, path, cfg, report)
+                if event is not None:
+                    yield event
+        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+            what = "truncated or corrupt gzip data" if gzipped else "unexpected end of data"
+            raise InputError(f"cannot read events: {path}: {what} ({e})") from None
+        except (RecursionError, MemoryError):
+            raise InputError(f"cannot read events: {path}: JSON nested too deep to be an OSDB "
+                             "file") from None
 
 
-def _array_items(path: Path, f: IO[bytes], progress) -> Iterator[tuple[int, Any]]:
+def _array_items(path: Path, f, progress) -> Iterator[tuple[int, Any]]:
     import ijson
 
-    stream = _NanToNull(f, progress)
+    stream = NanToNull(f, path, progress)
     index = -1
     try:
         for index, obj in enumerate(ijson.items(stream, "item", use_float=True)):  # noqa: B007
             yield index, obj
     except ijson.JSONError as e:
-        lines = [ln.strip() for ln in str(e).strip().splitlines()] or [type(e).__name__]
+        text = e.args[0] if e.args else ""
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+        lines = [ln.strip() for ln in str(text).strip().splitlines()] or [type(e).__name__]
         msg = lines[0].rstrip(".")
         if len(lines) > 1 and "right here" not in lines[1]:
             msg += f" at {lines[1][:60]!r}"  # yajl quotes the text around the error
-        done = f"after {index + 1} complete event{'s' if index else ''}" if index >= 0 \
-            else "in the first event"
+        done = (f"after {index + 1} complete event{'' if index == 0 else 's'}" if index >= 0
+                else "in the first event")
         if "premature EOF" in msg or "Incomplete" in msg:
             problem = f"file ends {done} (truncated download or copy?)"
         else:
-            problem = f"invalid JSON {done} (before byte {stream.bytes_read}): {msg}"
+            problem = f"invalid JSON {done}: {msg}"
         raise InputError(f"cannot read events: {path}: {problem}") from None
 
 
-def _ndjson_items(path: Path, f: IO[bytes], progress) -> Iterator[tuple[int, Any]]:
+def _ndjson_items(path: Path, f, progress) -> Iterator[tuple[int, Any]]:
     index = 0
-    for lineno, line in enumerate(f, start=1):
+    for lineno, raw in enumerate(iter_lines(f), start=1):
         if progress is not None:
-            progress(len(line))
-        if not line.strip():
+            progress(len(raw) + 1)
+        if not raw.strip():
             continue
         try:
-            obj = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            obj = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise InputError(f"cannot read events: {path}: line {lineno} is not UTF-8 text"
+                             ) from None
+        except json.JSONDecodeError as e:
             if lineno == 1:
-                raise InputError(
-                    f"cannot read events: {path}: top-level JSON object that is not one event "
-                    "per line; expected a JSON array of OSDB events or NDJSON"
-                ) from None
-            raise InputError(
-                f"cannot read events: {path}: line {lineno} is not valid JSON ({e.msg}); "
-                "truncated file?"
-            ) from None
+                raise InputError(f"cannot read events: {path}: top-level JSON object that is not "
+                                 "one event per line; expected a JSON array of OSDB events or "
+                                 "NDJSON") from None
+            raise InputError(f"cannot read events: {path}: line {lineno} is not valid JSON "
+                             f"({e.msg}); truncated file?") from None
         if lineno == 1 and isinstance(obj, dict) and "datapoints" not in obj:
             keys = ", ".join(list(obj)[:5])
-            raise InputError(
-                f"cannot read events: {path}: top-level JSON object (keys: {keys}), not an "
-                "array of OSDB events"
-            )
+            raise InputError(f"cannot read events: {path}: top-level JSON object (keys: {keys}), "
+                             "not an array of OSDB events")
         yield index, obj
         index += 1
 
@@ -310,21 +228,21 @@ def _ndjson_items(path: Path, f: IO[bytes], progress) -> Iterator[tuple[int, Any
 def _event(obj: Any, index: int, path: Path, cfg: ReaderConfig, report: DataReport):
     where = f"{path.name}: event #{index}"
     if not isinstance(obj, dict):
-        raise InputError(
-            f"cannot read events: {path}: item #{index} is {_a(obj)}, not an OSDB event object"
-        )
+        raise InputError(f"cannot read events: {path}: item #{index} is {_a(obj)}, not an OSDB "
+                         "event object")
     report.events_read += 1
     dps = obj.get("datapoints")
-    if "id" not in obj or obj["id"] is None:
+    if obj.get("id") is None:
         if dps is None and "type" not in obj:
             keys = ", ".join(list(obj)[:6]) or "none"
-            raise InputError(
-                f"cannot read events: {path}: item #{index} (keys: {keys}) is not an OSDB "
-                "event: no id, type or datapoints"
-            )
+            raise InputError(f"cannot read events: {path}: item #{index} (keys: {keys}) is not "
+                             "an OSDB event: no id, type or datapoints")
         report.skip_event("missing_id", where)
         return None
-    event_id = str(obj["id"])
+    event_id = normalize_id(obj["id"])
+    if event_id is None:
+        report.skip_event("bad_id", where)
+        return None
     where = f"event {event_id}"
     if not isinstance(dps, list):
         report.skip_event("no_datapoints", f"{path.name}: {where}")
@@ -334,115 +252,132 @@ def _event(obj: Any, index: int, path: Path, cfg: ReaderConfig, report: DataRepo
     for j, dp in enumerate(dps):
         report.datapoints_read += 1
         point = _datapoint(dp, spd, cfg.min_mean_mg, report, path, f"{where} datapoint #{j}")
-        # report examples name the file; error messages name it separately
         if point is not None:
             datapoints.append(point)
     if not datapoints:
         report.skip_event("no_valid_datapoints", f"{path.name}: {where}")
         return None
+    loc = f"{path.name}: {where}"
     user = obj.get("userId")
     if user is None and isinstance(dps[0], dict):
         user = dps[0].get("userId")
-    seizure_times = obj.get("seizureTimes")
-    if not (isinstance(seizure_times, list) and len(seizure_times) == 2
-            and all(isinstance(t, int | float) for t in seizure_times)):
-        seizure_times = None
-    else:
-        seizure_times = (float(seizure_times[0]), float(seizure_times[1]))
-    try:
-        time_s = parse_time(obj.get("dataTime"))
-    except ValueError:
-        time_s = None
-    subtype = obj.get("subType")
+    user_id = "" if user is None else normalize_id(user)
+    if user_id is None:
+        report.note("bad_user_id", loc)
+        user_id = ""
+    time_s = None
+    if obj.get("dataTime") is not None:
+        try:
+            time_s = parse_time(obj["dataTime"])
+        except (ValueError, TypeError, OverflowError):
+            report.note("bad_event_time", loc)
+    subtype, etype = obj.get("subType"), obj.get("type")
     return Event(
         id=event_id,
-        user_id="" if user is None else str(user),
-        type=str(obj.get("type") or ""),
+        user_id=user_id,
+        type=etype if isinstance(etype, str) else "" if etype is None else json.dumps(etype),
         subtype=None if subtype is None else str(subtype),
         time_s=time_s,
         source=None if obj.get("dataSourceName") is None else str(obj["dataSourceName"]),
         desc=str(obj.get("desc") or ""),
-        seizure_times=seizure_times,
+        seizure_times=_seizure_times(obj.get("seizureTimes"), report, loc),
         file=str(path),
         datapoints=datapoints,
     )
 
 
+def _seizure_times(value: Any, report: DataReport, loc: str) -> tuple[float, float] | None:
+    """[start, end] seconds relative to the event time, or None (noted when malformed)."""
+    if value is None:
+        return None
+    ok = (isinstance(value, list) and len(value) == 2
+          and all(isinstance(t, int | float) and not isinstance(t, bool) and math.isfinite(t)
+                  for t in value) and value[0] <= value[1])
+    if not ok:
+        report.note("bad_seizure_times", loc)
+        return None
+    return float(value[0]), float(value[1])
+
+
+def _samples(raw: Any, n_values: int) -> np.ndarray | str:
+    """`raw` as float32 samples, or the skip reason: wrong_length, non_numeric, nan_or_null."""
+    if not isinstance(raw, list):
+        return "non_numeric"
+    if len(raw) != n_values:
+        return "wrong_length"
+    arr = np.array(raw)
+    if arr.ndim != 1:
+        return "non_numeric"  # nested lists: [x, y, z] triplets or [[v]] are not samples
+    if arr.dtype.kind == "O":  # null (or huge ints) among numbers
+        if any(isinstance(v, str | bool | list | dict) for v in raw):
+            return "non_numeric"
+        arr = np.array([math.nan if v is None else v for v in raw], dtype=np.float64)
+    elif arr.dtype.kind not in "iuf":
+        return "non_numeric"  # strings, booleans
+    out = arr.astype(np.float32)
+    if not math.isfinite(float(out.sum(dtype=np.float64))):  # NaN/inf make the sum non-finite
+        return "nan_or_null"
+    return out
+
+
 def _datapoint(dp: Any, spd: int, min_mean_mg: float, report: DataReport, path: Path, where: str):
-    if not isinstance(dp, dict):
-        raise InputError(
-            f"cannot read events: {path}: {where} is {_a(dp)}, not an OSDB datapoint object"
-        )
     loc = f"{path.name}: {where}"
+    if not isinstance(dp, dict):
+        raise InputError(f"cannot read events: {path}: {where} is {_a(dp)}, not an OSDB "
+                         "datapoint object")
     raw = dp.get("rawData")
     if raw is None:
         foreign = sorted(k for k in dp if _FOREIGN_ACCEL.match(k))
         if foreign and "rawData" not in dp:
-            raise InputError(
-                f"cannot read events: {path}: {where} has {', '.join(foreign)} "
-                "and no rawData: not OSDB format (OSDB datapoints carry rawData, "
-                f"{spd} magnitude samples in mg)"
-            )
+            raise InputError(f"cannot read events: {path}: {where} has {', '.join(foreign)} and "
+                             f"no rawData: not OSDB format (OSDB datapoints carry rawData, {spd} "
+                             "magnitude samples in mg)")
         report.skip_datapoint("no_rawData", loc)
         return None
-    if not isinstance(raw, list):
-        report.skip_datapoint("non_numeric", loc)
+    accel = _samples(raw, spd)
+    if isinstance(accel, str):
+        report.skip_datapoint(accel, loc)
         return None
-    if len(raw) != spd:
-        report.skip_datapoint("wrong_length", loc)
-        return None
-    try:
-        accel = np.array(raw, dtype=np.float32)
-    except (TypeError, ValueError):
-        report.skip_datapoint("non_numeric", loc)
-        return None
-    total = float(accel.sum(dtype=np.float64))  # one pass: NaN/inf make the sum non-finite
-    if not math.isfinite(total):
-        report.skip_datapoint("nan_or_null", loc)
-        return None
-    if total / spd < min_mean_mg:
+    if float(accel.mean(dtype=np.float64)) < min_mean_mg:
         report.skip_datapoint("implausible_magnitude", loc)
         return None
     try:
         time_s = parse_time(dp.get("dataTime"))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         report.skip_datapoint("bad_time", loc)
         return None
+    alarm = dp.get("alarmState")
     return Datapoint(
         time_s=time_s,
         accel_mg=accel,
         accel3d_mg=_accel3d(dp.get("rawData3D"), spd, report, loc),
         hr_bpm=_positive(dp.get("hr")),
         o2sat_pct=_positive(dp.get("o2Sat", dp.get("o2sat"))),
-        alarm_state=dp["alarmState"] if isinstance(dp.get("alarmState"), int) else -1,
+        alarm_state=alarm if isinstance(alarm, int) and not isinstance(alarm, bool)
+        and 0 <= alarm <= 9 else -1,
     )
 
 
-def _accel3d(raw3: Any, spd: int, report: DataReport, where: str) -> np.ndarray | None:
+def _accel3d(raw3: Any, spd: int, report: DataReport, loc: str) -> np.ndarray | None:
     if not raw3:  # missing, null or empty: many watches send no 3-D data
         return None
-    if not isinstance(raw3, list) or len(raw3) != 3 * spd:
-        report.note("rawData3D_dropped", where)
+    xyz = _samples(raw3, 3 * spd)
+    if isinstance(xyz, str) or float(np.abs(xyz).max()) > 32767:  # beyond +-32 g: not mg
+        report.note("rawData3D_dropped", loc)
         return None
-    try:
-        xyz = np.array(raw3, dtype=np.float32).reshape(spd, 3)
-    except (TypeError, ValueError):
-        report.note("rawData3D_dropped", where)
+    if not xyz.any():
+        report.note("rawData3D_zero", loc)
         return None
-    size = float(np.abs(xyz).sum(dtype=np.float64))  # one pass: non-finite, or zero
-    if not math.isfinite(size):
-        report.note("rawData3D_dropped", where)
-        return None
-    if size == 0.0:
-        report.note("rawData3D_zero", where)
-        return None
-    return xyz
+    return xyz.reshape(spd, 3)
+
+
+_JSON_TYPES = {"NoneType": "null", "str": "a string", "int": "a number", "float": "a number",
+               "bool": "a boolean", "list": "an array", "dict": "an object"}
 
 
 def _a(value: Any) -> str:
-    """'a list', 'an int': the JSON value's Python type with its article."""
-    name = type(value).__name__
-    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+    """The JSON type of a parsed value, with its article: 'an array', 'null'."""
+    return _JSON_TYPES.get(type(value).__name__, f"a {type(value).__name__}")
 
 
 def _positive(v: Any) -> float:
@@ -451,9 +386,12 @@ def _positive(v: Any) -> float:
     return math.nan
 
 
+_SUFFIXES = (".json", ".ndjson", ".jsonl", ".json.gz", ".ndjson.gz", ".jsonl.gz")
+
+
 def expand_inputs(paths: list[str | os.PathLike]) -> list[Path]:
     """Expand folders into the OSDB files they hold (``*.json``, ``*.ndjson``, ``*.jsonl`` and
-    their ``.gz``), sorted, skipping hidden files; keep files as given.
+    their ``.gz``, any letter case), sorted, skipping hidden files; keep files as given.
 
     Raises
     ------
@@ -461,15 +399,15 @@ def expand_inputs(paths: list[str | os.PathLike]) -> list[Path]:
         If a path does not exist, or a folder holds no OSDB files.
     """
     out: list[Path] = []
-    suffixes = (".json", ".ndjson", ".jsonl", ".json.gz", ".ndjson.gz", ".jsonl.gz")
     for p in map(Path, paths):
+        if str(p) == "":
+            raise InputError("cannot read events: an empty path was given")
         if p.is_dir():
-            found = sorted(
-                c for c in p.iterdir()
-                if c.is_file() and not c.name.startswith(".") and c.name.endswith(suffixes)
-            )
+            found = sorted(c for c in p.iterdir() if c.is_file() and not c.name.startswith(".")
+                           and c.name.lower().endswith(_SUFFIXES))
             if not found:
-                raise InputError(f"cannot read events: folder {p} holds no .json or .ndjson files")
+                raise InputError(f"cannot read events: folder {p} holds no .json or .ndjson "
+                                 "files")
             out.extend(found)
         elif not p.exists():
             raise InputError(f"cannot read events: {p} does not exist")

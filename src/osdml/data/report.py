@@ -24,6 +24,7 @@ SKIP_REASONS = {
     "duplicate_time": "duplicate of an earlier datapoint's time",
     # events
     "missing_id": "event has no id",
+    "bad_id": "event id is not an int or a non-empty string",
     "no_datapoints": "event has no datapoints list",
     "no_valid_datapoints": "every datapoint of the event was skipped",
     "duplicate_event_id": "event id already read (from this or an earlier file)",
@@ -34,6 +35,9 @@ NOTE_REASONS = {
     "rawData3D_dropped": "rawData3D of wrong length or with NaN (3-D dropped, magnitude kept)",
     "rawData3D_zero": "rawData3D all zero (treated as absent)",
     "no_window": "events shorter than one window (kept, give no windows)",
+    "bad_user_id": "userId not an int or string (read as no user)",
+    "bad_event_time": "event dataTime unreadable (read as unknown)",
+    "bad_seizure_times": "seizureTimes not [start, end] seconds (ignored)",
 }
 
 @dataclass

@@ -102,6 +102,18 @@ def split_events(streams: EventStreams, selection: Selection, config: SplitConfi
                 inner = _kfold(rest, labels, groups, c.n_inner_folds, c.seed + 1 + k,
                                "n_inner_folds")
                 parts.extend((tr, va, test, k, j) for j, (tr, va) in enumerate(inner))
+    if len(set(labels.tolist())) < 2:
+        warnings.warn(f"all {len(labels)} selected events have label {labels[0]}: sensitivity "
+                      "or false-positive rate cannot be measured on these splits", stacklevel=2)
+    if c.method == "holdout" and groups is not None:
+        tr, va, te, _, _ = parts[0]
+        for name, part, asked in (("test", te, c.test_fraction),
+                                  ("validation", va, c.val_fraction * (1 - c.test_fraction))):
+            share = len(part) / len(pos)
+            if not asked / 2 <= share <= asked * 2:
+                warnings.warn(f"grouped by user, the {name} part holds {share:.0%} of the events "
+                              f"(configured about {asked:.0%}): whole users move between parts",
+                              stacklevel=2)
     idx = selection.indices
     return [Split(np.sort(idx[tr]), np.sort(idx[va]), np.sort(idx[te]), k, j)
             for tr, va, te, k, j in parts]

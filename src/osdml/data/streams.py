@@ -25,7 +25,7 @@ from osdml.config import ReaderConfig
 from osdml.data.osdb import Event
 from osdml.data.report import DataReport
 
-STREAMS_FORMAT = 1  # bump when the on-disk layout or the parsing rules change
+STREAMS_FORMAT = 2  # bump when the on-disk layout or the parsing rules change
 
 
 @dataclass
@@ -96,6 +96,7 @@ class EventStreams:
     sample_rate_hz: float = 25.0
     report: DataReport = field(default_factory=DataReport)
     from_cache: bool = False
+    checksums: dict[str, str] = field(default_factory=dict)
 
     @property
     def n_events(self) -> int:
@@ -129,7 +130,10 @@ class _Sink:
         if folder is None:
             self.parts: dict[str, list[np.ndarray]] = {k: [] for k in self._FILES}
         else:
+            import xxhash
+
             self.files = {k: open(folder / f"{k}.bin", "wb") for k in self._FILES}  # noqa: SIM115
+            self.hashes = {k: xxhash.xxh3_128() for k in self._FILES}
 
     def add(self, name: str, array: np.ndarray) -> int:
         """Append `array` to stream `name`; return the row it starts at."""
@@ -139,8 +143,14 @@ class _Sink:
         if self.folder is None:
             self.parts[name].append(array)
         else:
-            self.files[name].write(array.tobytes())
+            data = array.tobytes()
+            self.files[name].write(data)
+            self.hashes[name].update(data)
         return start
+
+    def checksums(self) -> dict[str, str]:
+        """xxh3-128 of each file written (empty for in-memory sinks)."""
+        return {k: h.hexdigest() for k, h in getattr(self, "hashes", {}).items()}
 
     def finish(self) -> dict[str, np.ndarray]:
         out = {}
@@ -221,7 +231,7 @@ def build_streams(
         arrays = sink.finish()
     finally:
         sink.close()
-    return EventStreams(
+    streams = EventStreams(
         events=infos,
         samples=arrays["samples"],
         segments=np.array(segments, dtype=np.int64).reshape(-1, 3),
@@ -232,6 +242,8 @@ def build_streams(
         sample_rate_hz=cfg.sample_rate_hz,
         report=report,
     )
+    streams.checksums = sink.checksums()
+    return streams
 
 
 def _ordered_datapoints(ev: Event, tol_s: float, report: DataReport) -> list:
@@ -280,10 +292,15 @@ def _write_segment(sink: _Sink, dps: list, spd: int) -> tuple[int, int, int]:
 
 # --------------------------------------------------------------------------- storage
 
+class StaleCacheEntry(ValueError):
+    """Saved streams of an older layout: not damaged, just to be rebuilt."""
+
+
 def save_metadata(streams: EventStreams, folder: Path, extra: dict[str, Any]) -> None:
     """Write the non-array parts of `streams` beside the ``*.bin`` arrays in `folder`."""
     meta = {
         "format": STREAMS_FORMAT,
+        "checksums": streams.checksums,
         "sample_rate_hz": streams.sample_rate_hz,
         "counts": {"samples": len(streams.samples), "xyz": len(streams.xyz),
                    "datapoints": 0 if streams.dp_time_s is None else len(streams.dp_time_s)},
@@ -301,11 +318,22 @@ def load_saved(folder: Path) -> EventStreams:
     Raises
     ------
     ValueError
-        If the folder is incomplete or of another format version.
+        If the folder is incomplete, of another format version, or a ``.bin`` file's size or
+        checksum differs from what was written.
     """
+    import xxhash
+
     meta = json.loads((folder / "meta.json").read_text())
     if meta.get("format") != STREAMS_FORMAT:
-        raise ValueError(f"streams format {meta.get('format')}, expected {STREAMS_FORMAT}")
+        raise StaleCacheEntry(f"written in format {meta.get('format')}, this osdml reads "
+                              f"{STREAMS_FORMAT}")
+    for name, expected in meta["checksums"].items():
+        h = xxhash.xxh3_128()
+        with open(folder / f"{name}.bin", "rb") as f:
+            while chunk := f.read(1 << 22):
+                h.update(chunk)
+        if h.hexdigest() != expected:
+            raise ValueError(f"{name}.bin does not match its checksum")
     counts = meta["counts"]
     events = []
     for e in json.loads((folder / "events.json").read_text()):

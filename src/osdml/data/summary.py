@@ -77,7 +77,8 @@ def summarize(streams: EventStreams, selection: Selection, window_samples: int =
         k: defaultdict(GroupCounts) for k in ("type", "subtype", "user", "source")}
     totals = GroupCounts()
     for e, w in zip(streams.events, windows, strict=True):
-        keys = {"type": e.type or "(none)", "subtype": "(none)" if e.subtype is None else e.subtype,
+        subtype = "(none)" if e.subtype is None else e.subtype or '""'
+        keys = {"type": e.type or "(none)", "subtype": subtype,
                 "user": e.user_id or "(none)", "source": e.source or "(none)"}
         seizure = e.type.strip().lower() == "seizure"
         for g in (*(groups[k][v] for k, v in keys.items()), totals):

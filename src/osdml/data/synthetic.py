@@ -57,7 +57,7 @@ class SynthSpec:
     """What to generate. Counts are per user; the total is ``users x (sum of the counts)``."""
 
     users: int = 8
-    seizures_per_user: int = 5
+    seizures_per_user: int = 8
     false_alarms_per_user: int = 6
     nda_per_user: int = 6
     seed: int = 0
@@ -112,6 +112,8 @@ def write_synthetic(out_dir: str | Path, spec: SynthSpec | None = None,
         raise ValueError("users must be at least 1 and event counts not negative")
     if not 0 <= spec.defect_rate <= 1:
         raise ValueError(f"defect_rate={spec.defect_rate} is not in [0, 1]")
+    if not 0 <= spec.seed < 2**32:
+        raise ValueError(f"seed={spec.seed} is not in [0, 2**32)")
     out = Path(out_dir)
     suffix = ".ndjson" if spec.format == "ndjson" else ".json"
     result = SynthResult([], {}, {}, 0, Counter(), spec)

@@ -2,7 +2,7 @@
 
 A window is ``(event, start)``: 750 consecutive samples (30 s at 25 Hz) of one segment, read as
 a view of ``EventStreams.samples`` and shaped channel-first ``(1, 750)``, the layout the app
-feeds the model (DESIGN.md section 3). Windows start every hop (125 samples, 5 s) and never span
+feeds the model (docs/data.md). Windows start every hop (125 samples, 5 s) and never span
 a gap, so an event of n contiguous datapoints gives ``n - 5`` windows. Each window carries its
 event's label.
 """
@@ -127,3 +127,38 @@ def event_window_counts(
         out[i] = sum(window_count(int(n), window_samples, hop_samples)
                      for _, n, _ in streams.segment_rows(i))
     return out
+
+
+class WindowSet:
+    """Several ``Windows`` (for example original and augmented events) indexed as one.
+
+    Parameters
+    ----------
+    parts : sequence of Windows
+        Each keeps its own streams; nothing is copied.
+    """
+
+    def __init__(self, parts: Sequence[Windows]):
+        self.parts = [p for p in parts if len(p)]
+        self._ends = np.cumsum([len(p) for p in self.parts], dtype=np.int64)
+        self.labels = (np.concatenate([p.labels for p in self.parts]) if self.parts
+                       else np.empty(0, dtype=np.int64))
+        self.window_samples = self.parts[0].window_samples if self.parts else 750
+
+    def __len__(self) -> int:
+        return int(self._ends[-1]) if len(self._ends) else 0
+
+    def batch(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Windows at `indices` as one array (n, 1, window_samples), float32, in g."""
+        idx = np.asarray(indices, dtype=np.int64)
+        out = np.empty((len(idx), 1, self.window_samples), dtype=np.float32)
+        part = np.searchsorted(self._ends, idx, side="right")
+        starts = np.concatenate([[0], self._ends[:-1]])
+        for k in np.unique(part):
+            sel = part == k
+            out[sel] = self.parts[k].batch(idx[sel] - starts[k])
+        return out
+
+    def count_by_label(self) -> dict[int, int]:
+        values, counts = np.unique(self.labels, return_counts=True)
+        return {int(v): int(c) for v, c in zip(values, counts, strict=True)}

@@ -1,0 +1,234 @@
+"""The .pte file: an ExecuTorch program, the deployment format of the app.
+
+Stages, each failure named: ``torch.export.export`` of the eval-mode model on an example of
+``spec.input_shape`` -> lowering (``to_edge_transform_and_lower`` with the XNNPACK partitioner,
+or plain ``to_edge`` with portable kernels) -> ``to_executorch`` serialisation -> atomic write.
+The spec's key numbers are stored as constant methods (``input_length``, ``sample_rate_hz``,
+``num_classes``, ``threshold``, and the whole spec as ``spec_json``), so the phone can read them
+without a sidecar; ``model.pte.json`` beside the file adds size, sha256, backend, quantisation,
+delegation and ``min_cpu_features`` for the app's models index.
+
+``min_cpu_features``: fp32 XNNPACK kernels on arm64 Android need only the ARMv8 baseline
+(Advanced SIMD, always present), so the list is empty; portable kernels need nothing either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import warnings
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from osdml.errors import ExportError, InputError
+from osdml.fileio import atomic_write, write_json
+from osdml.spec import ModelSpec
+
+BACKENDS = ("xnnpack", "portable")
+# ExecuTorch ScalarType codes (c10 numbering) of the dtypes a model input may have
+_SCALAR_TYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float16",
+                 6: "float32", 7: "float64", 11: "bool", 15: "bfloat16"}
+
+
+def executorch_status() -> str | None:
+    """None when ExecuTorch can export and run programs here, else why not (one line)."""
+    try:
+        with _quiet_torch_logs():
+            import executorch.exir  # noqa: F401
+            import executorch.runtime  # noqa: F401
+    except Exception as e:  # ImportError, or a version mismatch raising something else
+        return f"executorch is not importable ({type(e).__name__}: {str(e).splitlines()[0]})"
+    return None
+
+
+@dataclass
+class PteInfo:
+    """What was written: the file and its sidecar facts."""
+
+    path: str
+    size_bytes: int
+    sha256: str
+    backend: str
+    quantization: str | None = None
+    min_cpu_features: list[str] = field(default_factory=list)
+    delegated_ops: int = 0
+    portable_ops: dict[str, int] = field(default_factory=dict)
+
+
+def export_pte(model: torch.nn.Module, spec: ModelSpec, path: str | Path, *,
+               backend: str = "xnnpack", sidecar: bool = True) -> PteInfo:
+    """Export `model` to an ExecuTorch program at `path` (and ``<path>.json``), atomically.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Put in eval mode first; exported with a static input of ``spec.input_shape``
+        (float32, (1, 1, 750) for the app).
+    spec : ModelSpec
+    backend : {"xnnpack", "portable"}
+        ``xnnpack`` lowers every supported operator to the XNNPACK delegate (fp32);
+        ``portable`` keeps ExecuTorch's portable kernels (for comparison: much slower).
+    sidecar : bool, default=True
+        Also write the ``.pte.json`` manifest.
+
+    Raises
+    ------
+    ExportError
+        If a stage fails; the message names the stage (export, lowering, serialisation).
+    """
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    path = Path(path)
+    example = (torch.zeros(spec.input_shape, dtype=torch.float32),)
+    with warnings.catch_warnings(), _quiet_torch_logs():
+        warnings.simplefilter("ignore", FutureWarning)  # torch/executorch internal deprecations
+        warnings.simplefilter("ignore", DeprecationWarning)
+        exported = _stage("export (torch.export)", lambda: torch.export.export(model.eval(),
+                                                                              example))
+        edge = _stage("lowering", lambda: _lower(exported, spec, backend))
+        program = _stage("serialisation", edge.to_executorch)
+        buffer = program.buffer
+    with atomic_write(path, "wb") as f:
+        f.write(buffer)
+    info = PteInfo(path=str(path), size_bytes=len(buffer),
+                   sha256=hashlib.sha256(buffer).hexdigest(), backend=backend,
+                   **_delegation(edge))
+    if sidecar:
+        write_pte_manifest(path, spec, info)
+    return info
+
+
+def _stage(name: str, fn):
+    try:
+        return fn()
+    except Exception as e:
+        raise ExportError(f".pte export failed at {name}: {type(e).__name__}: "
+                          f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}") from e
+
+
+def _lower(exported, spec: ModelSpec, backend: str):
+    from executorch.exir import to_edge, to_edge_transform_and_lower
+
+    constants = spec.constant_methods()
+    if backend == "portable":
+        return to_edge(exported, constant_methods=constants)
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+
+    return to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()],
+                                       constant_methods=constants)
+
+
+def _delegation(edge) -> dict[str, Any]:
+    """Count delegate calls and the operators left to portable kernels in `forward`."""
+    graph = edge.exported_program("forward").graph
+    delegated, portable = 0, Counter()
+    for node in graph.nodes:
+        if node.op != "call_function":
+            continue
+        name = getattr(node.target, "__name__", str(node.target))
+        if "call_delegate" in name:
+            delegated += 1
+        elif name not in ("getitem", "alloc"):  # alloc: memory planning, not an operator
+            portable[name] += 1
+    return {"delegated_ops": delegated, "portable_ops": dict(portable)}
+
+
+def write_pte_manifest(path: str | Path, spec: ModelSpec, info: PteInfo) -> Path:
+    """Write ``<path>.json``: the spec and the file facts the app's models index needs."""
+    manifest = {"file": Path(path).name, **{k: v for k, v in asdict(info).items() if k != "path"},
+                "spec": spec.model_dump(mode="json")}
+    return write_json(Path(str(path) + ".json"), manifest)
+
+
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def _quiet_torch_logs():
+    """torch's own log handlers print internal deprecation notes during lowering; hide them
+    (torch configures its loggers when imported, so this is set here, not at start-up)."""
+    import logging
+
+    loggers = [logging.getLogger(n) for n in ("torch", "torchao", "executorch")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+# --------------------------------------------------------------------------- runtime
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence the C++ runtime's diagnostic prints (cpuinfo probing) on file descriptor 2."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class PteRunner:
+    """Run a .pte's ``forward`` in the ExecuTorch runtime, one window at a time.
+
+    Raises
+    ------
+    InputError
+        If the file cannot be loaded as an ExecuTorch program.
+    """
+
+    def __init__(self, path: str | Path):
+        from executorch.runtime import Runtime
+
+        self.path = Path(path)
+        try:
+            with _quiet_stderr():
+                self.program = Runtime.get().load_program(self.path)
+                self.method = self.program.load_method("forward")
+        except Exception as e:
+            raise InputError(f"cannot load {self.path} as an ExecuTorch program: "
+                             f"{str(e).splitlines()[0]}") from None
+        meta = self.method.metadata.input_tensor_meta(0)
+        self.input_shape = tuple(meta.sizes())
+        self.input_dtype = _SCALAR_TYPES.get(int(meta.dtype()), f"dtype code {meta.dtype()}")
+
+    def constant(self, name: str) -> Any:
+        """The value of a constant method (``input_length``, ``spec_json``, ...)."""
+        return self.program.load_method(name).execute([])[0]
+
+    def __call__(self, window: np.ndarray) -> np.ndarray:
+        """Logits (1, classes) for one window of the program's input shape.
+
+        Raises
+        ------
+        InputError
+            If the window's shape or dtype differs from the program's input, in one line
+            ("expected (1, 1, 750) float32, got (1, 750) float64").
+        """
+        x = np.asarray(window)
+        if tuple(x.shape) != self.input_shape or x.dtype != np.float32:
+            raise InputError(f"{self.path}: expected {self.input_shape} {self.input_dtype}, "
+                             f"got {tuple(x.shape)} {x.dtype}")
+        return self.method.execute([torch.from_numpy(np.ascontiguousarray(x))])[0].numpy()

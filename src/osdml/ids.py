@@ -1,0 +1,31 @@
+"""Event and user ids as osdml compares them: strings.
+
+Real OSDB releases use int ids, generated files use strings, and some tools write ints as
+floats (``39.0``). All become the same string, so user 39 is one user whichever way a file
+wrote it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def normalize_id(value: Any) -> str | None:
+    """The canonical string of an id, or None when `value` cannot be an id.
+
+    >>> normalize_id(39), normalize_id(39.0), normalize_id(" 39 "), normalize_id("S001")
+    ('39', '39', '39', 'S001')
+    >>> normalize_id(True), normalize_id([1]), normalize_id(""), normalize_id(1.5)
+    (None, None, None, None)
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if math.isfinite(value) and value == int(value) else None
+    if isinstance(value, str):
+        s = value.strip()
+        return s or None
+    return None

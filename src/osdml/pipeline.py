@@ -1,0 +1,293 @@
+"""The main job on one split: data -> train -> evaluate -> export -> validate, into a run folder.
+
+``train_run`` is what ``osdml train`` and ``osdml demo`` call. The run folder holds:
+
+- ``config.toml``: the effective configuration; ``split.json``: the split manifest;
+  ``data_report.json``: what the reader read and skipped;
+- ``metrics.csv``: one row per epoch (validation metrics, learning rate, chosen so far);
+  ``training.png``: loss, validation sensitivity and false-positive rate per epoch;
+- ``model.pt``, ``model.ptl``, ``model.pte`` and ``model.pte.json``: the artefacts;
+- ``validation.json``: each artefact run in its own runtime against the eager model;
+- ``summary.json``: data, chosen epoch, validation and test metrics, artefacts.
+
+Training never fails because an optional export failed: the artefacts that could not be
+written are listed with the reason (and a warning) and the rest goes on.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from osdml.config import RunConfig
+from osdml.data.augment import augment_training
+from osdml.data.cache import load_streams
+from osdml.data.filters import select_events
+from osdml.data.split import split_events, split_manifest, write_manifest
+from osdml.data.windows import Windows, WindowSet, make_windows
+from osdml.errors import ExportError, InputError
+from osdml.fileio import atomic_write, write_json
+from osdml.spec import ModelSpec
+
+PER_FORMAT_MAX = 5000  # test windows up to which every artefact runs on all of them
+
+
+@dataclass
+class TrainRun:
+    """The outcome of ``train_run``: where everything is and whether every artefact passed."""
+
+    out_dir: Path
+    artefacts: dict[str, Path]
+    missing: dict[str, str]
+    validation: list[Any]
+    summary: dict[str, Any]
+    sizes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(v.passed for v in self.validation)
+
+    def failures(self) -> list[str]:
+        """One phrase per failed artefact: format and by how much."""
+        out = []
+        for v in self.validation:
+            if v.passed:
+                continue
+            if v.error:
+                out.append(f"{v.format}: {v.error}")
+            else:
+                out.append(f"{v.format}: max logit difference {v.max_abs_logit_diff:.3g} "
+                           f"(tolerance {v.atol:g}), decisions agree on "
+                           f"{v.decision_agreement:.1%} of {v.windows} windows")
+        return out
+
+
+def train_run(files: Sequence[str | Path], config: RunConfig, out_dir: str | Path, *,
+              progress: bool = True, cache: bool = True, cache_dir: str | Path | None = None,
+              read_progress: Callable[[int], None] | None = None) -> TrainRun:
+    """Train, evaluate, export and validate one model on one train/validation/test split.
+
+    Parameters
+    ----------
+    files : sequence of path-like
+        OSDB files or folders.
+    config : RunConfig
+        The split is always a holdout split here (``data.split`` fractions and seed).
+    out_dir : path-like
+        The run folder (created; existing files of the same names are replaced).
+    progress : bool
+        Lightning's progress bar.
+
+    Returns
+    -------
+    TrainRun
+        Check ``passed``: False when an artefact failed its parity check.
+
+    Raises
+    ------
+    InputError
+        If the files are not OSDB, or the selection lacks one of the classes or is too small
+        to split.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = config
+    # ---------------------------------------------------------------- data
+    streams = load_streams(files, cfg.data.reader, cache=cache, cache_dir=cache_dir,
+                           progress=read_progress)
+    selection = select_events(streams, cfg.data.selection)
+    counts = np.bincount(selection.labels, minlength=2) if len(selection) else np.zeros(2, int)
+    if counts[0] == 0 or counts[1] == 0:
+        raise InputError(f"cannot train: the selected events hold {counts[1]} seizure and "
+                         f"{counts[0]} non-seizure events; both classes are needed (add false "
+                         "alarm or NDA events, or check the selection filters)")
+    split_cfg = cfg.data.split
+    if split_cfg.method != "holdout":
+        warnings.warn(f"data.split.method={split_cfg.method!r}: osdml train uses one holdout "
+                      "split (test_fraction, val_fraction); k-fold runs are `osdml run`",
+                      stacklevel=2)
+        split_cfg = split_cfg.model_copy(update={"method": "holdout"})
+    (split,) = split_events(streams, selection, split_cfg)
+    with atomic_write(out / "config.toml", "w", encoding="utf-8") as f:
+        f.write(cfg.to_toml())
+    write_manifest(out / "split.json", split_manifest(streams, selection, [split], split_cfg))
+    write_json(out / "data_report.json", streams.report.to_dict())
+    window, hop = cfg.data.windows.samples(cfg.data.reader.sample_rate_hz)
+    aug = augment_training(streams, selection, split.train, cfg.data.augment, window, hop)
+    copies = aug.copies
+    train = WindowSet([make_windows(streams, aug.train, selection.labels_for(aug.train),
+                                    window, hop),
+                       make_windows(copies, np.arange(copies.n_events),
+                                    np.ones(copies.n_events, dtype=np.int64), window, hop)])
+    val, test = (make_windows(streams, idx, selection.labels_for(idx), window, hop)
+                 for idx in (split.val, split.test))
+    for name, w in (("training", train), ("validation", val), ("test", test)):
+        if not len(w):
+            raise InputError(f"cannot train: the {name} part has no windows (are the events "
+                             f"shorter than {window // cfg.data.reader.samples_per_datapoint + 1}"
+                             " datapoints?); add data")
+    # ---------------------------------------------------------------- train
+    from osdml.evaluate.report import plot_training
+    from osdml.train.fit import fit
+
+    result = fit(cfg, train, val, out_dir=out, progress=progress)
+    plot_training(result.history, result.chosen_epoch, out / "training.png",
+                  title=f"chosen epoch {result.chosen_epoch + 1} ({result.criterion})")
+    # ---------------------------------------------------------------- evaluate on test
+    from osdml.evaluate.metrics import event_metrics, window_metrics, windows_by_event
+
+    threshold = cfg.train.threshold
+    p_test = _p_seizure(result.model, test)
+    _, ev_labels, segments = windows_by_event(test.event, test.starts, test.labels, p_test, hop)
+    metrics = {
+        "validation": {k[4:]: v for k, v in result.chosen.items() if k.startswith("val_")},
+        "test_windows": window_metrics(test.labels, p_test, threshold, cfg.train.f_beta),
+        "test_events": event_metrics(ev_labels, segments, threshold),
+    }
+    # ---------------------------------------------------------------- spec and export
+    spec = ModelSpec(
+        arch=cfg.model.arch, arch_kwargs=result.arch_kwargs, input_shape=(1, 1, window),
+        sample_rate_hz=cfg.data.reader.sample_rate_hz, window_samples=window, hop_samples=hop,
+        class_names=class_names(cfg), threshold=threshold,
+        training={"files": [str(p) for p in streams.report.files],
+                  "events": {"train": len(split.train), "validation": len(split.val),
+                             "test": len(split.test)},
+                  "windows": {"train": train.count_by_label(), "validation":
+                              val.count_by_label(), "test": test.count_by_label()},
+                  "augmentation": dict(aug.counts), "chosen_epoch": result.chosen_epoch,
+                  "epochs_run": result.epochs_run, "criterion": result.criterion,
+                  "seed": cfg.train.seed},
+        metrics=metrics).stamped()
+    artefacts, missing = export_artefacts(result.model, spec, out, cfg,
+                                          metrics=metrics, config=cfg.model_dump(mode="json"))
+    # ---------------------------------------------------------------- validate
+    from osdml.export.validate import validate_artefacts
+
+    x, source, n_test = _check_windows(test, val, cfg.export.validate_windows)
+    logits: dict[str, np.ndarray] = {}
+    checks = validate_artefacts(result.model, artefacts, x, threshold=threshold,
+                                atol=cfg.export.fp32_atol, logits_out=logits)
+    by_format = {}
+    if n_test == len(test):  # every test window ran in every runtime: event metrics per format
+        for fmt, lg in logits.items():
+            z = lg[:n_test] - lg[:n_test].max(axis=1, keepdims=True)
+            p = np.exp(z)[:, 1] / np.exp(z).sum(axis=1)
+            _, ev_labels, segments = windows_by_event(test.event, test.starts, test.labels, p,
+                                                      hop)
+            by_format[fmt] = event_metrics(ev_labels, segments, threshold)
+    metrics["test_events_by_format"] = by_format
+    write_json(out / "validation.json", {"windows": len(x), "source": source,
+                                         "threshold": threshold,
+                                         "results": [c.to_dict() for c in checks],
+                                         "test_events_by_format": by_format})
+    sizes = {f: p.stat().st_size for f, p in artefacts.items()}
+    summary = {"out_dir": str(out), "chosen_epoch": result.chosen_epoch,
+               "criterion": result.criterion, "warning": result.warning,
+               "epochs_run": result.epochs_run, "metrics": metrics,
+               "artefacts": {f: {"path": str(p), "size_bytes": sizes[f]}
+                             for f, p in artefacts.items()},
+               "missing": missing, "validation_passed": all(c.passed for c in checks),
+               "validation_windows": source}
+    write_json(out / "summary.json", summary)
+    return TrainRun(out, artefacts, missing, checks, summary, sizes)
+
+
+def class_names(cfg: RunConfig) -> list[str]:
+    """Names of classes 0..k: "seizure" / "non-seizure" for the default label map, otherwise
+    the event types mapped to each class."""
+    labels = cfg.data.selection.labels
+    n = max(labels.values()) + 1
+    if {k.lower(): v for k, v in labels.items()} == {"seizure": 1, "false alarm": 0, "nda": 0}:
+        return ["non-seizure", "seizure"]
+    return [" / ".join(sorted(t for t, v in labels.items() if v == k)) or f"class {k}"
+            for k in range(n)]
+
+
+def export_artefacts(model, spec: ModelSpec, out: Path, cfg: RunConfig, *,
+                     metrics: dict | None = None, config: dict | None = None
+                     ) -> tuple[dict[str, Path], dict[str, str]]:
+    """Write the configured formats; an optional format that fails is reported, not raised.
+
+    Returns
+    -------
+    (artefacts, missing)
+        Format -> path of what was written; format -> why it was not.
+    """
+    from osdml.export.checkpoint import save_pt
+
+    artefacts: dict[str, Path] = {}
+    missing: dict[str, str] = {}
+    formats = cfg.export.formats
+    if "pt" in formats:
+        artefacts["pt"] = save_pt(out / "model.pt", model, spec, metrics=metrics, config=config)
+    if "ptl" in formats:
+        from osdml.export.ptl import export_ptl
+
+        try:
+            artefacts["ptl"] = export_ptl(model, spec, out / "model.ptl")
+        except ExportError as e:
+            missing["ptl"] = str(e)
+    if "pte" in formats:
+        from osdml.export.pte import executorch_status, export_pte
+
+        status = executorch_status()
+        if status is not None:
+            missing["pte"] = status
+        else:
+            try:
+                export_pte(model, spec, out / "model.pte", backend=cfg.export.pte_backend)
+                artefacts["pte"] = out / "model.pte"
+            except ExportError as e:
+                missing["pte"] = str(e)
+    for fmt, why in missing.items():
+        warnings.warn(f"model.{fmt} not written: {why}", stacklevel=2)
+    return artefacts, missing
+
+
+def _p_seizure(model, windows: Windows, batch: int = 1024) -> np.ndarray:
+    from osdml.export.validate import eager_logits
+
+    out = []
+    for i in range(0, len(windows), batch):
+        logits = eager_logits(model, windows.batch(range(i, min(i + batch, len(windows)))))
+        z = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        out.append(e[:, 1] / e.sum(axis=1))
+    return np.concatenate(out) if out else np.empty(0)
+
+
+def _check_windows(test: Windows, val: Windows, n: int) -> tuple[np.ndarray, str, int]:
+    """Held-out windows for the parity check: every test window when there are at most
+    ``PER_FORMAT_MAX`` (so event metrics can be computed per format), else `n` spread over
+    the test part; topped up from validation to at least `n`. Returns (windows, description,
+    number of test windows used)."""
+    if len(test) <= PER_FORMAT_MAX:
+        take = np.arange(len(test))
+    else:
+        take = np.unique(np.linspace(0, len(test) - 1, n).round().astype(int))
+    x = test.batch(take)
+    source = f"{len(take)} test windows"
+    if len(take) < n and len(val):
+        extra = np.unique(np.linspace(0, len(val) - 1, min(n - len(take), len(val)))
+                          .round().astype(int))
+        x = np.concatenate([x, val.batch(extra)])
+        source += f" + {len(extra)} validation windows (the test part has only {len(test)})"
+    return x, source, len(take)
+
+
+def demo_config() -> RunConfig:
+    """The demo's configuration: the defaults, shortened to train in a few minutes on 2 cores:
+    2 noise copies instead of 10, 4096 windows per epoch in batches of 256, 30 epochs, and a
+    peak learning rate of 3e-4 for the short schedule."""
+    from osdml.config import load_config
+
+    return load_config(None, {
+        "data": {"augment": {"noise_copies": 2}},
+        "train": {"max_epochs": 30, "batch_size": 256, "windows_per_epoch": 4096,
+                  "lr_peak": 3e-4, "lr_end": 3e-5, "early_stopping_patience": 8},
+    })

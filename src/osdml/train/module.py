@@ -1,0 +1,117 @@
+"""The LightningModule: step logic, validation metrics and the optimiser with its schedule.
+
+It holds the network (from ``create_model``), computes the cross-entropy of the logits (with
+optional class weights), logs ``train_loss`` and ``val_loss``, and at the end of every
+validation pass computes the window metrics of the validation part (``val_metrics``). It neither
+writes files nor prints; checkpoint choice and metric files are callbacks (``choice.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from osdml.config import TrainConfig
+from osdml.evaluate.metrics import window_metrics
+
+
+def lr_multiplier(step: int, total: int, warmup: int, cooldown: int, end_ratio: float) -> float:
+    """Learning-rate factor (of the peak) at optimisation `step` of `total`.
+
+    Linear warm-up from ~0 to 1 over `warmup` steps, cosine decay from 1 to `end_ratio` until
+    `cooldown` steps before the end, then linear cool-down from `end_ratio` to 0 (the
+    three-phase schedule of Spahr et al., Epilepsia 2025, doi:10.1111/epi.18406).
+    """
+    if step < warmup:
+        return (step + 1) / warmup
+    main_end = max(warmup, total - cooldown)
+    if step < main_end:
+        t = (step - warmup) / max(1, main_end - warmup)
+        return end_ratio + (1 - end_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+    return end_ratio * max(0.0, (total - step) / max(1, cooldown))
+
+
+class SeizureClassifier(L.LightningModule):
+    """Train `model` (windows (N, 1, L) float32 in g -> logits (N, classes)).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    config : TrainConfig
+    total_steps : int
+        Optimisation steps of the whole run (epochs x batches), for the schedule.
+    class_weights : torch.Tensor of shape (classes,), optional
+        Cross-entropy weights.
+    """
+
+    def __init__(self, model: torch.nn.Module, config: TrainConfig, total_steps: int,
+                 class_weights: torch.Tensor | None = None):
+        super().__init__()
+        self.model = model
+        self.cfg = config
+        self.total_steps = max(1, total_steps)
+        self.register_buffer("class_weights", class_weights, persistent=False)
+        self._val_logits: list[torch.Tensor] = []
+        self._val_labels: list[torch.Tensor] = []
+        self.val_metrics: dict[str, Any] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _step(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = batch
+        logits = self(x)
+        return F.cross_entropy(logits, y, weight=self.class_weights), logits
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        loss, _ = self._step(batch)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=len(batch[1]))
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        loss, logits = self._step(batch)
+        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=len(batch[1]))
+        self._val_logits.append(logits.detach())
+        self._val_labels.append(batch[1].detach())
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_logits:
+            return
+        logits = torch.cat(self._val_logits)
+        labels = torch.cat(self._val_labels).numpy()
+        self._val_logits, self._val_labels = [], []
+        p = torch.softmax(logits, dim=1)[:, 1].numpy()
+        self.val_metrics = window_metrics(labels, p, self.cfg.threshold, self.cfg.f_beta)
+        for key in ("sensitivity", "fpr"):
+            value = self.val_metrics[key]
+            self.log(f"val_{key}", np.nan if value is None else float(value), prog_bar=True)
+
+    def configure_optimizers(self):
+        c = self.cfg
+        opt = torch.optim.AdamW(self.parameters(), lr=c.lr_peak, betas=tuple(c.betas),
+                                weight_decay=c.weight_decay)
+        if c.schedule == "constant":
+            return opt
+        if c.schedule == "plateau":
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                opt, mode="min", factor=c.plateau_factor, patience=c.plateau_patience,
+                min_lr=c.lr_min)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss",
+                                                       "interval": "epoch"}}
+        n = self.total_steps
+        warmup = c.warmup_steps if c.warmup_steps is not None else max(1, n // 20)
+        cooldown = c.cooldown_steps if c.cooldown_steps is not None else max(1, n // 20)
+        end_ratio = c.lr_end / c.lr_peak
+
+        def factor(step: int) -> float:
+            return lr_multiplier(step, n, warmup, cooldown, end_ratio)
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
