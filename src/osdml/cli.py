@@ -156,8 +156,10 @@ def synth(
 @data_app.command("summary")
 def data_summary(files: Files, config: ConfigOpt = None, json_out: JsonOpt = False,
                  no_cache: NoCacheOpt = False, cache_dir: CacheDirOpt = None) -> None:
-    """Summarise OSDB files: events, datapoints, hours and windows by type, subType, user and
-    data source; events and windows per label after selection; what was skipped and why."""
+    """Summarise OSDB files: what they hold and what was skipped.
+
+    Events, datapoints, hours and windows by type, subType, user and data source; events and
+    windows per label after selection; every skipped or repaired item, with the reason."""
     from osdml.config import load_config
     from osdml.data.filters import select_events
     from osdml.data.summary import summarize
@@ -224,9 +226,10 @@ def data_split(
     no_cache: NoCacheOpt = False,
     cache_dir: CacheDirOpt = None,
 ) -> None:
-    """Split the selected events into train / validation / test parts (by event, stratified,
-    optionally grouped by user) and write the manifest: event ids per part, for audit and
-    reproduction."""
+    """Split events into train / validation / test parts and write the manifest.
+
+    By event, stratified on the label, optionally grouped by user; the manifest lists the
+    event ids of every part, for audit and reproduction."""
     from osdml.config import load_config
     from osdml.data.filters import select_events
     from osdml.data.split import split_events, split_manifest, write_manifest
@@ -268,8 +271,9 @@ def config_import(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the TOML here "
                                              "instead of printing it.")] = None,
 ) -> None:
-    """Turn an OpenSeizureDetector nnTraining2 nnConfig*.json into an osdml configuration and
-    list every key that was ignored, with the reason."""
+    """Convert an nnTraining2 nnConfig*.json into an osdml configuration.
+
+    Every key is mapped, or listed as ignored with the reason."""
     from osdml.fileio import atomic_write
     from osdml.nnconfig import import_nnconfig
 
@@ -304,9 +308,12 @@ def train(
     no_cache: NoCacheOpt = False,
     cache_dir: CacheDirOpt = None,
 ) -> None:
-    """Train DeepEpiCnn on one train / validation / test split of OSDB events, export .pt, .ptl
-    and .pte, and check each in its own runtime against the trained model (exit 1 if one is
-    out of tolerance). See README "Run folder" for what is written."""
+    """Train on OSDB files, export .pt / .ptl / .pte and validate each (the main job).
+
+    One train / validation / test split of the selected events; the checkpoint is chosen on the
+    validation part; every artefact is run in its own runtime against the trained model on
+    held-out windows, and the command exits 1 if one is out of tolerance. See README "Run
+    folder" for what is written."""
     from osdml.config import load_config
     from osdml.errors import InputError
 
@@ -380,9 +387,10 @@ def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Demo folder.")] = Path("outputs/demo"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """The main job on the embedded demo data: generate a synthetic OSDB release into OUT/data,
-    train DeepEpiCnn for a few epochs into OUT/run, export .pt / .ptl / .pte, validate each in
-    its own runtime and print the results."""
+    """The main job on the demo data (a few minutes on 2 cores).
+
+    Generates a synthetic OSDB release into OUT/data, trains DeepEpiCnn into OUT/run, exports
+    .pt / .ptl / .pte, validates each in its own runtime and prints the results."""
     from osdml.data.synthetic import SynthSpec, write_synthetic
     from osdml.pipeline import demo_config
 

@@ -80,7 +80,7 @@ def test_wrong_field_types_are_skipped_or_noted(tmp_path):
     ev_list_id = event([1, 2], 6)
     ev_bool_user = event(3, 6, user=True)
     ev = event(4, 6, seizureTimes=[True, False])
-    ev["datapoints"][0]["rawData"] = [str(v) for v in ev["datapoints"][0]["rawData"]]
+    ev["datapoints"][0]["rawData"] = ["x"] + ev["datapoints"][0]["rawData"][1:]
     ev["datapoints"][1]["alarmState"] = 300
     ev["datapoints"][2]["rawData3D"] = [1e6] * 375
     events, report = read(write_events(tmp_path / "t.json", [ev_list_id, ev_bool_user, ev]))

@@ -299,23 +299,24 @@ def _seizure_times(value: Any, report: DataReport, loc: str) -> tuple[float, flo
     return float(value[0]), float(value[1])
 
 
-def _samples(raw: Any, n_values: int) -> np.ndarray | str:
-    """`raw` as float32 samples, or the skip reason: wrong_length, non_numeric, nan_or_null."""
+def _samples(raw: Any, n_values: int, check_finite: bool = True) -> np.ndarray | str:
+    """`raw` as float32 samples, or the skip reason: wrong_length, non_numeric, nan_or_null.
+
+    Values are converted as numpy converts them (a numeric string such as "1000" reads as
+    1000); nested lists (``[x, y, z]`` triplets) and non-numeric text are ``non_numeric``;
+    null, NaN and infinity are ``nan_or_null``.
+    """
     if not isinstance(raw, list):
         return "non_numeric"
     if len(raw) != n_values:
         return "wrong_length"
-    arr = np.array(raw)
-    if arr.ndim != 1:
-        return "non_numeric"  # nested lists: [x, y, z] triplets or [[v]] are not samples
-    if arr.dtype.kind == "O":  # null (or huge ints) among numbers
-        if any(isinstance(v, str | bool | list | dict) for v in raw):
-            return "non_numeric"
-        arr = np.array([math.nan if v is None else v for v in raw], dtype=np.float64)
-    elif arr.dtype.kind not in "iuf":
-        return "non_numeric"  # strings, booleans
-    out = arr.astype(np.float32)
-    if not math.isfinite(float(out.sum(dtype=np.float64))):  # NaN/inf make the sum non-finite
+    try:
+        out = np.array(raw, dtype=np.float32)  # null -> NaN
+    except (TypeError, ValueError, OverflowError):
+        return "non_numeric"
+    if out.ndim != 1:
+        return "non_numeric"
+    if check_finite and not math.isfinite(float(out.sum(dtype=np.float64))):  # NaN/inf: sum
         return "nan_or_null"
     return out
 
@@ -338,7 +339,7 @@ def _datapoint(dp: Any, spd: int, min_mean_mg: float, report: DataReport, path: 
     if isinstance(accel, str):
         report.skip_datapoint(accel, loc)
         return None
-    if float(accel.mean(dtype=np.float64)) < min_mean_mg:
+    if float(accel.sum(dtype=np.float64)) < min_mean_mg * spd:  # mean below the minimum
         report.skip_datapoint("implausible_magnitude", loc)
         return None
     try:
@@ -361,11 +362,12 @@ def _datapoint(dp: Any, spd: int, min_mean_mg: float, report: DataReport, path: 
 def _accel3d(raw3: Any, spd: int, report: DataReport, loc: str) -> np.ndarray | None:
     if not raw3:  # missing, null or empty: many watches send no 3-D data
         return None
-    xyz = _samples(raw3, 3 * spd)
-    if isinstance(xyz, str) or float(np.abs(xyz).max()) > 32767:  # beyond +-32 g: not mg
+    xyz = _samples(raw3, 3 * spd, check_finite=False)
+    largest = float(np.abs(xyz).max()) if not isinstance(xyz, str) else math.nan
+    if not largest <= 32767:  # NaN, infinity, beyond +-32 g (not mg), or not numbers
         report.note("rawData3D_dropped", loc)
         return None
-    if not xyz.any():
+    if largest == 0:
         report.note("rawData3D_zero", loc)
         return None
     return xyz.reshape(spd, 3)
