@@ -103,3 +103,30 @@ def test_help_does_not_import_heavy_modules():
                          check=True).stdout
     assert "HEAVY []" in out
     assert "synth" in out and "data" in out
+
+
+def test_interrupt_is_reported_in_one_line(tmp_path, capsys, monkeypatch):
+    import osdml.pipeline
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(osdml.pipeline, "train_run", interrupted)
+    code, _, err = run(capsys, "train", "--data", str(tmp_path), "--out", str(tmp_path / "r"))
+    assert code == 130 and err.startswith("osdml: interrupted") and err.count("\n") == 1
+
+
+def test_global_flags_work_after_the_command(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("")
+    code, _, err = run(capsys, "data", "summary", str(bad), "--debug")
+    assert code == 2 and "Traceback" in err
+
+
+def test_data_text_is_never_read_as_markup(tmp_path, capsys):
+    from factory import event, write_events
+
+    path = write_events(tmp_path / "m.json", [event(1, 6, type="[/]", subtype="Other [manual]")])
+    code, out, err = run(capsys, "data", "summary", str(path))
+    assert code == 0, err
+    assert "Other [manual]" in out and "[/]" in out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from osdml.config import RunConfig, load_config
+from osdml.config import load_config
 from osdml.errors import InputError
 
 
@@ -56,7 +56,20 @@ def test_missing_config_file(tmp_path):
         load_config(tmp_path / "none.toml")
 
 
-def test_window_must_be_whole_samples():
-    cfg = RunConfig.model_validate({"data": {"windows": {"hop_s": 5.02}}})
-    with pytest.raises(InputError, match="hop_s"):
-        cfg.data.windows.samples(25)
+def test_window_must_be_whole_samples(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[data.windows]\nhop_s = 5.02\n")
+    with pytest.raises(InputError, match=r"c.toml: data.windows.hop_s=5.02 s at 25 Hz is 125.5 "
+                       "samples"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("text", ["[data.reader]\nsample_rate_hz = inf\n",
+                                  "[train]\nseed = -1\n",
+                                  "[data.selection.labels]\nseizure = -1\n",
+                                  "[data.selection]\ninclude_users = [[1]]\n"])
+def test_values_that_would_crash_later_are_refused(tmp_path, text):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(InputError, match="c.toml: data|c.toml: train"):
+        load_config(path)

@@ -404,8 +404,13 @@ def demo(
 
 # --------------------------------------------------------------------------- entry point
 
+def _one_line(message: object) -> str:
+    """A message as one printable line, whatever a file name or library text holds."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(message))
+
+
 def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
-    sys.stderr.write(f"osdml: warning: {message}\n")
+    sys.stderr.write(f"osdml: warning: {_one_line(message)}\n")
 
 
 def _setup_messages(verbose: bool) -> None:
@@ -456,13 +461,14 @@ def main(argv: list[str] | None = None) -> int:
         # a bug: say so in one line, traceback with --debug
         return _fail(f"internal error: {type(e).__name__}: {e} (rerun with --debug and report "
                      "it)", 3)
+    if rv == 130:  # typer turns Ctrl-C into a silent exit status 130
+        sys.stderr.write("osdml: interrupted; files already written are complete, none is "
+                         "half-written\n")
     return rv if isinstance(rv, int) else 0
 
 
 def _fail(message: str, code: int) -> int:
     if _STATE["debug"]:
         traceback.print_exc()
-    # one line, whatever a file name or a library message holds (newlines, escape codes)
-    clean = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(message))
-    sys.stderr.write(f"osdml: error: {clean}\n")
+    sys.stderr.write(f"osdml: error: {_one_line(message)}\n")
     return code

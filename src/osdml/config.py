@@ -247,6 +247,19 @@ class RunConfig(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
 
+    @model_validator(mode="after")
+    def _whole_samples(self) -> RunConfig:
+        # checked here so that the error names the configuration file
+        rate = self.data.reader.sample_rate_hz
+        for what, seconds in (("data.reader.datapoint_s", self.data.reader.datapoint_s),
+                              ("data.windows.window_s", self.data.windows.window_s),
+                              ("data.windows.hop_s", self.data.windows.hop_s)):
+            n = seconds * rate
+            if abs(n - round(n)) > 1e-9 or round(n) < 1:
+                raise ValueError(f"{what}={seconds:g} s at {rate:g} Hz is {n:g} samples; it must "
+                                 "be a whole number of samples")
+        return self
+
     def to_toml(self, comments: bool = True) -> str:
         """The configuration as TOML, each key preceded by its description (unset optional
         values are left out as comments)."""
@@ -287,15 +300,15 @@ def format_validation_error(source: str, err: ValidationError) -> str:
     """Turn a pydantic error into one line: ``source: key.path: message (got value)``."""
     parts = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"]
+        loc = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
         elif e["type"] == "literal_error":
             msg = f"must be one of {e['ctx']['expected']}"
         got = e.get("input")
         got_s = "" if e["type"] == "missing" or isinstance(got, dict) else f" (got {got!r})"
-        parts.append(f"{loc}: {msg}{got_s}")
+        parts.append(f"{loc}: {msg}{got_s}" if loc else msg)
     return f"{source}: " + "; ".join(parts)
 
 

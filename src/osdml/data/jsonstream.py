@@ -187,6 +187,11 @@ class NanToNull:
             return self._fix(out)
         return b""
 
+    @property
+    def at_end(self) -> bool:
+        """True once the underlying stream is exhausted (a parse error then means truncation)."""
+        return self._eof
+
     def _check_depth(self, chunk: bytes) -> None:
         # bytes.count runs at memory speed; the regex only when brackets are unusually dense
         # (OSDB JSON has about 2 per 3 KB datapoint)

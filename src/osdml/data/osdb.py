@@ -191,7 +191,7 @@ def _array_items(path: Path, f, progress) -> Iterator[tuple[int, Any]]:
             msg += f" at {lines[1][:60]!r}"  # yajl quotes the text around the error
         done = (f"after {index + 1} complete event{'' if index == 0 else 's'}" if index >= 0
                 else "in the first event")
-        if "premature EOF" in msg or "Incomplete" in msg:
+        if "premature EOF" in msg or "Incomplete" in msg or stream.at_end:
             problem = f"file ends {done} (truncated download or copy?)"
         else:
             problem = f"invalid JSON {done}: {msg}"

@@ -109,7 +109,14 @@ def fit(config: RunConfig, train: WindowSet, val: Windows | WindowSet, *,
             logger=False, enable_checkpointing=False, enable_model_summary=False,
             num_sanity_val_steps=0, enable_progress_bar=progress, callbacks=callbacks,
             default_root_dir=scratch)
-        trainer.fit(module, datamodule=data)
+        try:
+            trainer.fit(module, datamodule=data)
+        except SystemExit:
+            # Lightning turns Ctrl-C into a graceful shutdown and sys.exit(1): report it as
+            # the interruption it is
+            if trainer.interrupted:
+                raise KeyboardInterrupt from None
+            raise
     # ---------------------------------------------------------------- chosen weights
     choice: Choice = choice_cb.choice()
     model.load_state_dict(choice.state_dict)
