@@ -54,7 +54,7 @@ def test_import_maps_every_key_or_says_why_not(tmp_path):
     assert d.split.test_fraction == 0.3 and d.split.seed == t.seed == 7
     assert (cfg.model.conv_dropout, cfg.model.dense_dropout) == (0.1, 0.05)
     assert (t.max_epochs, t.batch_size, t.lr_peak, t.lr_end) == (80, 256, 2e-4, 2e-5)
-    assert (t.warmup_steps, t.cooldown_steps, t.betas) == (100, 50, (0.8, 0.999))
+    assert (t.warmup_steps, t.cooldown_steps, t.betas) == (100, 50, [0.8, 0.999])
     assert t.checkpoint_metric == "f_beta" and t.f_beta == 1.0
     assert (t.min_sensitivity, t.max_fpr, t.early_stopping_patience) == (0.3, 0.02, 4)
     assert not t.balanced_sampling
@@ -92,3 +92,45 @@ def test_cli_config_import_and_show(tmp_path, capsys):
     assert "max_epochs = 80" in shown and "# Upper bound on training passes." in shown
     assert main(["config", "show"]) == 0
     assert "lr_peak = 0.0001" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("model_config, phrase", [
+    ({"epochs": "many"}, r"modelConfig.epochs: must be a whole number"),
+    ({"epochs": 3.7}, r"modelConfig.epochs: must be a whole number"),
+    ({"lrPeak": [1]}, r"modelConfig.lrPeak: must be a finite number"),
+    ({"modelSelectionMetric": ["f1"]}, r"modelSelectionMetric: must be a metric name"),
+    ({"epochs": 0}, r"modelConfig.epochs \(osdml train.max_epochs\)"),
+])
+def test_wrong_types_name_the_nnconfig_key(tmp_path, model_config, phrase):
+    path = tmp_path / "n.json"
+    path.write_text(json.dumps({"modelConfig": model_config}))
+    with pytest.raises(InputError, match=phrase):
+        import_nnconfig(path)
+
+
+@pytest.mark.parametrize("filters, phrase", [
+    ({"includeUserIds": "39"}, "includeUserIds: must be a list of ids"),
+    ({"requireHrData": "false"}, "requireHrData: must be true or false"),
+])
+def test_strings_are_not_silently_split_or_coerced(tmp_path, filters, phrase):
+    path = tmp_path / "n.json"
+    path.write_text(json.dumps({"eventFilters": filters}))
+    with pytest.raises(InputError, match=phrase):
+        import_nnconfig(path)
+
+
+def test_osdb_files_are_found_in_cache_dir(tmp_path):
+    path = tmp_path / "n.json"
+    path.write_text(json.dumps({"osdbConfig": {"cacheDir": "/data/osdb",
+                                               "osdbFiles": ["a.json", "/abs/b.json"]}}))
+    cfg, _ = import_nnconfig(path)
+    assert cfg.data.files == ["/data/osdb/a.json", "/abs/b.json"]
+
+
+def test_the_arch_names_match_the_registry():
+    from typing import get_args
+
+    from osdml.config import ModelConfig
+    from osdml.models import list_models
+
+    assert list(get_args(ModelConfig.model_fields["arch"].annotation)) == list_models()

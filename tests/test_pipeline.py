@@ -88,3 +88,65 @@ def test_cli_train_exits_1_and_names_the_format_beyond_tolerance(synth_dir, tmp_
 def test_cli_train_needs_data(tmp_path, capsys):
     code = main(["train", "--out", str(tmp_path / "run")])
     assert code == 2 and "no data" in capsys.readouterr().err
+
+
+def test_a_previous_run_is_not_mixed_with_a_new_one(synth_dir, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    args = ["train", "--data", str(synth_dir), "--out", str(run_dir), "-q", "--no-cache"]
+    assert main([*args, "--config", str(_cfg_file(tmp_path))]) == 0
+    assert (run_dir / "model.ptl").exists()
+    capsys.readouterr()
+    only_pt = tmp_path / "only_pt.toml"
+    only_pt.write_text(_cfg_file(tmp_path).read_text().replace('formats = ["pt", "ptl"]',
+                                                               'formats = ["pt"]'))
+    assert main([*args, "--config", str(only_pt)]) == 2
+    assert "holds a previous run" in capsys.readouterr().err
+    assert main([*args, "--config", str(only_pt), "--replace"]) == 0
+    assert (run_dir / "model.pt").exists() and not (run_dir / "model.ptl").exists()
+    saved = load_config(run_dir / "config.toml")
+    assert saved.data.files == [str(synth_dir / n) for n in sorted(
+        p.name for p in synth_dir.iterdir() if not p.name.startswith("."))]
+
+
+def test_parts_without_a_class_are_refused(tmp_path, tiny_config):
+    from factory import event, write_events
+
+    events = [event(1, 10), event(2, 10, type="NDA"), event(3, 10, type="NDA")]
+    path = write_events(tmp_path / "three.json", events)
+    with pytest.raises(InputError, match="part has (only|no) seizure windows"):
+        train_run([path], tiny_config, tmp_path / "run", progress=False, cache=False)
+    assert not (tmp_path / "run").exists()  # nothing created for a run that cannot start
+
+
+def test_data_that_is_all_skipped_says_why(synth_dir, tmp_path):
+    cfg = load_config(None, {**TINY_TRAIN, "data": {"reader": {"sample_rate_hz": 30.0}}})
+    with pytest.raises(InputError, match="wrong number of samples"):
+        train_run([synth_dir], cfg, tmp_path / "run", progress=False, cache=False)
+
+
+def test_a_window_the_model_cannot_take_fails_before_reading(tmp_path):
+    cfg = load_config(None, {"data": {"windows": {"window_s": 1.0, "hop_s": 1.0}}})
+    with pytest.raises(InputError, match="cannot take data.windows.window_s=1"):
+        train_run([tmp_path / "missing.json"], cfg, tmp_path / "run", progress=False)
+
+
+def test_empty_out_and_bare_commands(capsys):
+    assert main(["train", "--data", "x", "--out", ""]) == 2
+    assert "--out is empty" in capsys.readouterr().err
+    assert main(["config"]) == 2
+    out, err = capsys.readouterr()
+    assert "show" in out + err and "osdml: error:" not in err
+
+
+def test_divergence_is_reported_not_trained_through(tiny_config):
+    import torch
+
+    from osdml.errors import TrainingDiverged
+    from osdml.models import create_model
+    from osdml.train.module import SeizureClassifier
+
+    module = SeizureClassifier(create_model("deep_epi_cnn"), tiny_config.train, 10)
+    module._val_logits = [torch.tensor([[float("nan"), 0.0]])]
+    module._val_labels = [torch.tensor([1])]
+    with pytest.raises(TrainingDiverged, match="lower train.lr_peak"):
+        module.on_validation_epoch_end()

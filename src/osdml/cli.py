@@ -113,9 +113,18 @@ def _load_streams(files: list[Path], cfg, no_cache: bool, cache_dir: Path | None
 
 # --------------------------------------------------------------------------- commands
 
+def _out_path(value: str, option: str = "--out") -> Path:
+    """An output path option as a Path; an empty one is an error, not the current folder."""
+    from osdml.errors import InputError
+
+    if not value.strip():
+        raise InputError(f"{option} is empty; give the folder to write into")
+    return Path(value)
+
+
 @app.command()
 def synth(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write into.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Folder to write into.")],
     users: Annotated[int, typer.Option(min=1, help="Number of users.")] = 8,
     seizures: Annotated[int, typer.Option(min=0, help="Seizure events per user.")] = 8,
     false_alarms: Annotated[int, typer.Option(min=0, help="False-alarm events per user.")] = 6,
@@ -135,8 +144,7 @@ def synth(
     from osdml.data.synthetic import SynthSpec, write_synthetic
     from osdml.errors import InputError
 
-    if not str(out):
-        raise InputError("--out is empty; give the folder to write into")
+    out = _out_path(out)
     if fmt not in ("json", "ndjson"):
         raise InputError(f"--format {fmt!r}: must be json or ndjson")
     spec = SynthSpec(users=users, seizures_per_user=seizures, false_alarms_per_user=false_alarms,
@@ -296,7 +304,7 @@ def config_import(
 
 @app.command()
 def train(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Run folder to write.")],
     data: Annotated[list[Path] | None, typer.Option(
         "--data", "-d", help="OSDB files or folders (repeat the option; default: data.files of "
         "the configuration).")] = None,
@@ -304,6 +312,8 @@ def train(
     epochs: Annotated[int | None, typer.Option(min=1, help="train.max_epochs.")] = None,
     seed: Annotated[int | None, typer.Option(help="train.seed.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Replace a previous run in --out (otherwise refused).")] = False,
     json_out: JsonOpt = False,
     no_cache: NoCacheOpt = False,
     cache_dir: CacheDirOpt = None,
@@ -321,19 +331,20 @@ def train(
     files = list(data or cfg.data.files)
     if not files:
         raise InputError("no data: pass --data FILES (or set data.files in --config)")
-    _train_and_report(files, cfg, out, quiet=quiet, json_out=json_out, no_cache=no_cache,
-                      cache_dir=cache_dir)
+    _train_and_report(files, cfg, _out_path(out), quiet=quiet, json_out=json_out,
+                      no_cache=no_cache, cache_dir=cache_dir, replace=replace)
 
 
 def _train_and_report(files, cfg, out: Path, *, quiet: bool, json_out: bool,
                       no_cache: bool = False, cache_dir: Path | None = None,
-                      title: str = "") -> None:
+                      title: str = "", replace: bool = False) -> None:
     from osdml.errors import CheckFailed
     from osdml.pipeline import train_run
 
     console = _console(stderr=True)
     show = not quiet and not json_out and console.is_terminal
-    run = train_run(files, cfg, out, progress=show, cache=not no_cache, cache_dir=cache_dir)
+    run = train_run(files, cfg, out, progress=show, cache=not no_cache, cache_dir=cache_dir,
+                    replace=replace)
     if json_out:
         _print_json(run.summary)
     else:
@@ -363,9 +374,9 @@ def _render_run(run, title: str) -> None:
     con.print(f"parity on {s['validation_windows']}; event metrics: test events by the app's "
               "alarm rule, computed in each format's runtime")
     tw, te = m["test_windows"], m["test_events"]
-    con.print(f"chosen epoch {s['chosen_epoch'] + 1} of {s['epochs_run']} ({s['criterion']}); "
+    con.print(f"chosen epoch {s['chosen_epoch']} of {s['epochs_run']} ({s['criterion']}); "
               f"test windows: sensitivity {_fmt(tw['sensitivity'])}, FPR {_fmt(tw['fpr'])}; "
-              f"test events ({te['seizure_events']} seizures of {te['events']}): alarm rule "
+              f"test events ({_n(te['seizure_events'], 'seizure')} of {te['events']}): alarm rule "
               f"sensitivity {_fmt(te['alarm']['sensitivity'])}, FPR {_fmt(te['alarm']['fpr'])};"
               f" any-window rule sensitivity {_fmt(te['any_window']['sensitivity'])}, "
               f"FPR {_fmt(te['any_window']['fpr'])}")
@@ -384,7 +395,8 @@ def _fmt(v) -> str:
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Demo folder.")] = Path("outputs/demo"),
+    out: Annotated[str, typer.Option("--out", "-o", help="Demo folder (its run is replaced "
+                                     "on every demo).")] = "outputs/demo",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """The main job on the demo data (a few minutes on 2 cores).
@@ -394,12 +406,13 @@ def demo(
     from osdml.data.synthetic import SynthSpec, write_synthetic
     from osdml.pipeline import demo_config
 
+    out = _out_path(out)
     result = write_synthetic(out / "data", SynthSpec())
     _console(stderr=True).print(
         f"demo data: {sum(result.events_by_type.values())} synthetic events from "
         f"{SynthSpec().users} users in {out / 'data'}; training ...")
     _train_and_report([out / "data"], demo_config(), out / "run", quiet=quiet, json_out=False,
-                      title="Demo: DeepEpiCnn on synthetic OSDB data (test part)")
+                      title="Demo: DeepEpiCnn on synthetic OSDB data (test part)", replace=True)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -452,6 +465,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"{e.strerror or e}{where}", 2)
     except Exception as e:
         if hasattr(e, "format_message") and hasattr(e, "exit_code"):  # click usage errors
+            if not e.format_message():  # no arguments: the help was printed, nothing to add
+                return 2
             ctx = getattr(e, "ctx", None)
             hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
             return _fail(e.format_message() + hint, 2 if e.exit_code == 2 else e.exit_code)

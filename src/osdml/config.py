@@ -21,7 +21,9 @@ from osdml.errors import InputError
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+    # strict: a TOML true is not a number and "64" is not an int (no silent coercion)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False,
+                              strict=True)
 
 
 class ReaderConfig(_Section):
@@ -172,7 +174,8 @@ class DataConfig(_Section):
 class ModelConfig(_Section):
     """The architecture (``osdml.models``) and its options."""
 
-    arch: str = Field("deep_epi_cnn", description="Registered architecture name.")
+    arch: Literal["deep_epi_cnn"] = Field("deep_epi_cnn", description="Registered "
+                                          "architecture name (osdml.models).")
     conv_dropout: float = Field(0.05, ge=0, lt=1, description="Dropout after each conv block.")
     dense_dropout: float = Field(0.025, ge=0, lt=1, description="Dropout after dense layer 1.")
 
@@ -188,15 +191,18 @@ class TrainConfig(_Section):
     and the epoch with the lowest validation loss is used.
     """
 
-    max_epochs: int = Field(100, ge=1, description="Upper bound on training passes.")
-    batch_size: int = Field(512, ge=1, description="Windows per optimisation step.")
+    max_epochs: int = Field(100, ge=1, le=100000, description="Upper bound on training passes.")
+    batch_size: int = Field(512, ge=2, le=65536, description="Windows per optimisation step.")
     windows_per_epoch: int | None = Field(
-        None, ge=1, description="Training windows drawn per epoch (unset: all of them once).")
-    lr_peak: float = Field(1e-4, gt=0, description="Peak learning rate (AdamW).")
-    lr_end: float = Field(3e-5, ge=0, description="Learning rate at the end of the cosine "
-                          "phase; the cool-down then goes linearly to 0.")
-    weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
-    betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
+        None, ge=2, le=10**9, description="Training windows drawn per epoch (unset: all of them "
+        "once).")
+    lr_peak: float = Field(1e-4, gt=0, le=1, description="Peak learning rate (AdamW).")
+    lr_end: float = Field(3e-5, ge=0, le=1, description="Learning rate at the end of the cosine "
+                          "phase (at most lr_peak); the cool-down then goes linearly to 0.")
+    weight_decay: float = Field(1e-4, ge=0, le=1, description="AdamW weight decay.")
+    betas: list[Annotated[float, Field(ge=0, lt=1)]] = Field(
+        default_factory=lambda: [0.9, 0.999], min_length=2, max_length=2,
+        description="AdamW betas, each in [0, 1).")
     schedule: Literal["warmup_cosine", "plateau", "constant"] = Field(
         "warmup_cosine", description="warmup_cosine: per-step linear warm-up, cosine decay, "
         "linear cool-down; plateau: reduce on validation-loss plateau; constant.")
@@ -206,7 +212,7 @@ class TrainConfig(_Section):
                                        "5% of all steps).")
     plateau_factor: float = Field(0.1, gt=0, lt=1, description="plateau: LR multiplier.")
     plateau_patience: int = Field(5, ge=0, description="plateau: epochs without improvement.")
-    lr_min: float = Field(1e-7, ge=0, description="plateau: lowest learning rate.")
+    lr_min: float = Field(1e-7, ge=0, le=1, description="plateau: lowest learning rate.")
     balanced_sampling: bool = Field(True, description="Draw windows so each class is equally "
                                     "likely in a batch (with replacement).")
     class_weights: Literal["none", "balanced"] = Field(
@@ -221,20 +227,28 @@ class TrainConfig(_Section):
                                    "needs to be chosen by a metric criterion.")
     max_fpr: float | None = Field(None, ge=0, le=1, description="Window FPR an epoch may not "
                                   "exceed to be chosen by a metric criterion.")
-    f_beta: float = Field(2.0, gt=0, description="Beta of f_beta (>1 favours sensitivity).")
+    f_beta: float = Field(2.0, gt=0, le=100, description="Beta of f_beta (>1 favours "
+                          "sensitivity).")
     threshold: float = Field(0.5, ge=0, le=1, description="Decision threshold on p(seizure).")
     seed: int = Field(42, ge=0, lt=2**32, description="Seed of weights, sampling and dropout.")
+
+    @model_validator(mode="after")
+    def _lr_order(self) -> TrainConfig:
+        if self.lr_end > self.lr_peak:
+            raise ValueError(f"lr_end={self.lr_end:g} is above lr_peak={self.lr_peak:g}")
+        return self
 
 
 class ExportConfig(_Section):
     """Artefacts written after training and the parity check each must pass."""
 
     formats: list[Literal["pt", "ptl", "pte"]] = Field(
-        default_factory=lambda: ["pt", "ptl", "pte"], description="Artefacts to write.")
+        default_factory=lambda: ["pt", "ptl", "pte"], min_length=1,
+        description="Artefacts to write (at least one).")
     pte_backend: Literal["xnnpack", "portable"] = Field(
         "xnnpack", description="xnnpack: lower to the XNNPACK delegate; portable: kernels only.")
-    validate_windows: int = Field(256, ge=1, description="Held-out windows each artefact is "
-                                  "checked on (all test windows if fewer).")
+    validate_windows: int = Field(256, ge=1, le=1_000_000, description="Held-out windows each "
+                                  "artefact is checked on (all test windows if fewer).")
     fp32_atol: float = Field(1e-4, gt=0, description="Largest logit difference allowed for "
                              "fp32 artefacts against the eager model.")
 

@@ -26,6 +26,11 @@ class CheckFailed(OsdmlError):
     exit_code = 1
 
 
+class TrainingDiverged(InputError):
+    """Training produced non-finite outputs: the configuration (learning rate, weight decay)
+    does not fit the data."""
+
+
 class ExportError(OsdmlError):
     """An export stage (torch.export, lowering, serialisation) failed on a valid model."""
 

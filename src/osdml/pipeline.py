@@ -28,6 +28,7 @@ from osdml.config import RunConfig
 from osdml.data.augment import augment_training
 from osdml.data.cache import load_streams
 from osdml.data.filters import select_events
+from osdml.data.report import SKIP_REASONS
 from osdml.data.split import split_events, split_manifest, write_manifest
 from osdml.data.windows import Windows, WindowSet, make_windows
 from osdml.errors import ExportError, InputError
@@ -69,7 +70,8 @@ class TrainRun:
 
 def train_run(files: Sequence[str | Path], config: RunConfig, out_dir: str | Path, *,
               progress: bool = True, cache: bool = True, cache_dir: str | Path | None = None,
-              read_progress: Callable[[int], None] | None = None) -> TrainRun:
+              read_progress: Callable[[int], None] | None = None,
+              replace: bool = False) -> TrainRun:
     """Train, evaluate, export and validate one model on one train/validation/test split.
 
     Parameters
@@ -79,9 +81,12 @@ def train_run(files: Sequence[str | Path], config: RunConfig, out_dir: str | Pat
     config : RunConfig
         The split is always a holdout split here (``data.split`` fractions and seed).
     out_dir : path-like
-        The run folder (created; existing files of the same names are replaced).
+        The run folder; created once the data has been checked.
     progress : bool
         Lightning's progress bar.
+    replace : bool, default=False
+        Replace the files of a previous run in `out_dir` (otherwise that is an error: a new
+        run must not mix its files with an old one's).
 
     Returns
     -------
@@ -91,33 +96,33 @@ def train_run(files: Sequence[str | Path], config: RunConfig, out_dir: str | Pat
     Raises
     ------
     InputError
-        If the files are not OSDB, or the selection lacks one of the classes or is too small
-        to split.
+        If the files are not OSDB; if the configuration cannot build the model; if `out_dir`
+        holds a previous run and `replace` is False; if a part of the split lacks windows or
+        a class that training needs; if training diverges.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     cfg = config
+    _check_out_dir(out, replace)
+    window, hop = cfg.data.windows.samples(cfg.data.reader.sample_rate_hz)
+    _check_model(cfg, window)
     # ---------------------------------------------------------------- data
     streams = load_streams(files, cfg.data.reader, cache=cache, cache_dir=cache_dir,
                            progress=read_progress)
     selection = select_events(streams, cfg.data.selection)
     counts = np.bincount(selection.labels, minlength=2) if len(selection) else np.zeros(2, int)
+    if not len(selection):
+        raise InputError(f"cannot train: no usable events ({_why_empty(streams, selection)})")
     if counts[0] == 0 or counts[1] == 0:
         raise InputError(f"cannot train: the selected events hold {counts[1]} seizure and "
                          f"{counts[0]} non-seizure events; both classes are needed (add false "
                          "alarm or NDA events, or check the selection filters)")
     split_cfg = cfg.data.split
     if split_cfg.method != "holdout":
-        warnings.warn(f"data.split.method={split_cfg.method!r}: osdml train uses one holdout "
-                      "split (test_fraction, val_fraction); k-fold runs are `osdml run`",
-                      stacklevel=2)
+        warnings.warn(f"data.split.method={split_cfg.method!r}: osdml train makes one holdout "
+                      "split (test_fraction, val_fraction); k-fold cross-validation is not part "
+                      "of osdml train", stacklevel=2)
         split_cfg = split_cfg.model_copy(update={"method": "holdout"})
     (split,) = split_events(streams, selection, split_cfg)
-    with atomic_write(out / "config.toml", "w", encoding="utf-8") as f:
-        f.write(cfg.to_toml())
-    write_manifest(out / "split.json", split_manifest(streams, selection, [split], split_cfg))
-    write_json(out / "data_report.json", streams.report.to_dict())
-    window, hop = cfg.data.windows.samples(cfg.data.reader.sample_rate_hz)
     aug = augment_training(streams, selection, split.train, cfg.data.augment, window, hop)
     copies = aug.copies
     train = WindowSet([make_windows(streams, aug.train, selection.labels_for(aug.train),
@@ -126,18 +131,22 @@ def train_run(files: Sequence[str | Path], config: RunConfig, out_dir: str | Pat
                                     np.ones(copies.n_events, dtype=np.int64), window, hop)])
     val, test = (make_windows(streams, idx, selection.labels_for(idx), window, hop)
                  for idx in (split.val, split.test))
-    for name, w in (("training", train), ("validation", val), ("test", test)):
-        if not len(w):
-            raise InputError(f"cannot train: the {name} part has no windows (are the events "
-                             f"shorter than {window // cfg.data.reader.samples_per_datapoint + 1}"
-                             " datapoints?); add data")
+    _check_parts(train, val, test, window // cfg.data.reader.samples_per_datapoint + 1)
+    # the effective configuration: the files and the split actually used
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={
+        "files": [str(p) for p in streams.report.files], "split": split_cfg})})
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out / "config.toml", "w", encoding="utf-8") as f:
+        f.write(cfg.to_toml())
+    write_manifest(out / "split.json", split_manifest(streams, selection, [split], split_cfg))
+    write_json(out / "data_report.json", streams.report.to_dict())
     # ---------------------------------------------------------------- train
     from osdml.evaluate.report import plot_training
     from osdml.train.fit import fit
 
     result = fit(cfg, train, val, out_dir=out, progress=progress)
     plot_training(result.history, result.chosen_epoch, out / "training.png",
-                  title=f"chosen epoch {result.chosen_epoch + 1} ({result.criterion})")
+                  title=f"chosen epoch {result.chosen_epoch} ({result.criterion})")
     # ---------------------------------------------------------------- evaluate on test
     from osdml.evaluate.metrics import event_metrics, window_metrics, windows_by_event
 
@@ -195,6 +204,67 @@ def train_run(files: Sequence[str | Path], config: RunConfig, out_dir: str | Pat
                "validation_windows": source}
     write_json(out / "summary.json", summary)
     return TrainRun(out, artefacts, missing, checks, summary, sizes)
+
+
+RUN_FILES = ("config.toml", "split.json", "data_report.json", "metrics.csv", "training.png",
+             "model.pt", "model.ptl", "model.pte", "model.pte.json", "validation.json",
+             "summary.json")
+
+
+def _check_out_dir(out: Path, replace: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise InputError(f"cannot write the run to {out}: it is a file, not a folder")
+    old = [n for n in RUN_FILES if (out / n).exists()]
+    if old and not replace:
+        raise InputError(f"{out} holds a previous run ({', '.join(old[:4])}"
+                         f"{', ...' if len(old) > 4 else ''}); choose another --out, or pass "
+                         "--replace to replace it")
+    for name in old:  # replacing: remove the old run's files so none is mistaken for new
+        (out / name).unlink()
+
+
+def _check_model(cfg: RunConfig, window: int) -> None:
+    """Build the model once before reading any data: a configuration it cannot take fails
+    fast, naming the keys."""
+    from osdml.models import create_model
+
+    try:
+        create_model(cfg.model.arch, input_length=window, conv_dropout=cfg.model.conv_dropout,
+                     dense_dropout=cfg.model.dense_dropout)
+    except (ValueError, TypeError) as e:
+        raise InputError(f"model {cfg.model.arch} cannot take data.windows.window_s="
+                         f"{cfg.data.windows.window_s:g} ({window} samples): {e}") from None
+
+
+def _why_empty(streams, selection) -> str:
+    r = streams.report
+    if not r.events_read:
+        return "the files hold no events"
+    if not streams.n_events:
+        reasons = r.skipped_datapoints.most_common(1) or r.skipped_events.most_common(1)
+        top = (f"; most often: {SKIP_REASONS.get(reasons[0][0], reasons[0][0])} "
+               f"({reasons[0][1]:,} times)") if reasons else ""
+        return f"all {r.events_read:,} events read were skipped{top}; see `osdml data summary`"
+    excluded = ", ".join(f"{k}: {v}" for k, v in selection.excluded.most_common(3))
+    return f"{streams.n_events:,} events, none selected ({excluded})"
+
+
+def _check_parts(train, val, test, min_datapoints: int) -> None:
+    """Each part must have windows; training and validation need both classes."""
+    for name, w in (("training", train), ("validation", val), ("test", test)):
+        if not len(w):
+            raise InputError(f"cannot train: the {name} part has no windows (events shorter "
+                             f"than {min_datapoints} datapoints?); add data")
+    for name, w in (("training", train), ("validation", val)):
+        labels = set(np.asarray(w.labels).tolist())
+        if labels != {0, 1}:
+            have = "only seizure" if labels == {1} else "no seizure"
+            raise InputError(f"cannot train: the {name} part has {have} windows ({len(w)} "
+                             "windows); training and checkpoint choice need both classes: add "
+                             "events, or lower data.split.test_fraction / val_fraction")
+    if set(np.asarray(test.labels).tolist()) != {0, 1}:
+        warnings.warn("the test part lacks one class: its sensitivity or false-positive rate "
+                      "is undefined", stacklevel=3)
 
 
 def class_names(cfg: RunConfig) -> list[str]:

@@ -36,7 +36,7 @@ def test_chosen_checkpoint_is_the_best_validation_epoch(parts, tiny_config, tmp_
         "max_epochs": 4, "checkpoint_metric": "val_loss"})})
     result = fit(cfg, train, val, out_dir=tmp_path, progress=False)
     losses = [r["val_loss"] for r in result.history]
-    assert len(losses) == 4 and result.chosen_epoch == int(np.argmin(losses))
+    assert len(losses) == 4 and result.chosen_epoch == int(np.argmin(losses)) + 1
     # the returned weights are that epoch's: they reproduce its recorded validation numbers
     m = window_metrics(val.labels, _p(result.model, val), cfg.train.threshold)
     chosen = result.chosen
@@ -55,7 +55,7 @@ def test_a_metric_criterion_picks_by_validation_numbers(parts, tiny_config):
     eligible = [(s, i) for i, s in enumerate(scores) if s is not None]
     if eligible:
         assert result.criterion == "youden"
-        assert result.chosen_epoch == max(eligible)[1]
+        assert result.chosen_epoch == max(eligible)[1] + 1
     else:  # every epoch predicted one class: the fallback says so
         assert result.criterion == "val_loss" and result.warning
 

@@ -116,8 +116,9 @@ def _sniff(path: Path, head: bytes, size: int | None) -> str:
     if head.startswith(_LFS):
         raise InputError(f"cannot read events: {path} is a Git LFS pointer ({size} bytes), not "
                          "JSON; run `git lfs pull`")
-    if head.startswith(_WIDE) or (b"\x00" in head[:64] and head[:64].count(b"\x00") > 8
-                                  and head.lstrip(b"\x00")[:1] in b"[{ \r\n"):
+    stripped = head.lstrip(b"\x00")
+    if head.startswith(_WIDE) or (head[:64].count(b"\x00") > 8 and stripped
+                                  and stripped[:1] in b"[{ \r\n"):
         raise InputError(f"cannot read events: {path} is UTF-16 or UTF-32 text; OSDB files are "
                          "UTF-8 (convert it, e.g. with iconv -t UTF-8)")
     body = head.lstrip(b" \t\r\n")

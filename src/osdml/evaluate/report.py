@@ -15,7 +15,7 @@ def plot_training(history: list[dict[str, Any]], chosen_epoch: int | None, path:
     Parameters
     ----------
     history : list of dict
-        ``metrics.csv`` rows: ``epoch``, ``train_loss``, ``val_loss``, ``val_sensitivity``,
+        ``metrics.csv`` rows: ``epoch`` (from 1), ``train_loss``, ``val_loss``, ``val_sensitivity``,
         ``val_fpr``.
     chosen_epoch : int or None
     path : path-like
@@ -29,7 +29,7 @@ def plot_training(history: list[dict[str, Any]], chosen_epoch: int | None, path:
     def col(key):
         return [float("nan") if r.get(key) is None else r[key] for r in history]
 
-    epochs = [r["epoch"] + 1 for r in history]
+    epochs = [r["epoch"] for r in history]
     fig, (ax_loss, ax_rate) = plt.subplots(1, 2, figsize=(10, 3.6))
     ax_loss.plot(epochs, col("train_loss"), label="train loss")
     ax_loss.plot(epochs, col("val_loss"), label="validation loss")
@@ -41,7 +41,7 @@ def plot_training(history: list[dict[str, Any]], chosen_epoch: int | None, path:
     ax_rate.set_ylim(-0.02, 1.02)
     for ax in (ax_loss, ax_rate):
         if chosen_epoch is not None:
-            ax.axvline(chosen_epoch + 1, color="grey", linestyle="--", label="chosen epoch")
+            ax.axvline(chosen_epoch, color="grey", linestyle="--", label="chosen epoch")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     if title:

@@ -58,7 +58,7 @@ def epoch_score(row: dict[str, Any], cfg: TrainConfig) -> tuple | None:
 
 @dataclass
 class Choice:
-    """The chosen epoch (0-based), the criterion that chose it, and the warning if it fell
+    """The chosen epoch (counted from 1), the criterion that chose it, and the warning if it fell
     back to the lowest validation loss."""
 
     epoch: int
@@ -91,7 +91,7 @@ class CheckpointChoice(L.Callback):
             return
         m = getattr(module, "val_metrics", {}) or {}
         loss = trainer.callback_metrics.get("val_loss")
-        row = {"epoch": trainer.current_epoch,
+        row = {"epoch": trainer.current_epoch + 1,  # counted from 1, as users count
                "lr": trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None,
                "val_loss": None if loss is None else float(loss),
                **{f"val_{k}": m.get(k) for k in ("sensitivity", "fpr", "precision", "f1",

@@ -31,8 +31,8 @@ from osdml.train.module import SeizureClassifier
 class FitResult:
     """The trained model (chosen weights, eval mode) and how it was chosen.
 
-    ``history`` has one dict per epoch (the rows of ``metrics.csv``); ``chosen_epoch`` is
-    0-based; ``criterion`` is the one that chose it (``val_loss`` after a fallback, with
+    ``history`` has one dict per epoch (the rows of ``metrics.csv``); epochs count from 1;
+    ``criterion`` is the one that chose the epoch (``val_loss`` after a fallback, with
     ``warning`` saying why).
     """
 
@@ -121,7 +121,7 @@ def fit(config: RunConfig, train: WindowSet, val: Windows | WindowSet, *,
     choice: Choice = choice_cb.choice()
     model.load_state_dict(choice.state_dict)
     return FitResult(model.eval(), choice.epoch, choice.criterion, choice.warning,
-                     choice_cb.history, trainer.current_epoch, arch_kwargs)
+                     choice_cb.history, len(choice_cb.history), arch_kwargs)
 
 
 @contextlib.contextmanager

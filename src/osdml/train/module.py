@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from osdml.config import TrainConfig
+from osdml.errors import TrainingDiverged
 from osdml.evaluate.metrics import window_metrics
 
 
@@ -87,6 +88,10 @@ class SeizureClassifier(L.LightningModule):
         logits = torch.cat(self._val_logits)
         labels = torch.cat(self._val_labels).numpy()
         self._val_logits, self._val_labels = [], []
+        if not torch.isfinite(logits).all():
+            raise TrainingDiverged(f"training diverged in epoch {self.current_epoch + 1}: the "
+                                   "model's outputs are not finite; lower train.lr_peak or "
+                                   "train.weight_decay")
         p = torch.softmax(logits, dim=1)[:, 1].numpy()
         self.val_metrics = window_metrics(labels, p, self.cfg.threshold, self.cfg.f_beta)
         for key in ("sensitivity", "fpr"):
