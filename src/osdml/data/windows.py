@@ -63,8 +63,13 @@ class Windows:
 
     def count_by_label(self) -> dict[int, int]:
         """Map label -> number of windows."""
-        values, counts = np.unique(self.labels, return_counts=True)
-        return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
+        return count_labels(self.labels)
+
+
+def count_labels(labels: np.ndarray) -> dict[int, int]:
+    """Map label -> how many times it occurs in `labels`."""
+    values, counts = np.unique(labels, return_counts=True)
+    return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
 
 
 def make_windows(
@@ -160,5 +165,5 @@ class WindowSet:
         return out
 
     def count_by_label(self) -> dict[int, int]:
-        values, counts = np.unique(self.labels, return_counts=True)
-        return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
+        """Map label -> number of windows."""
+        return count_labels(self.labels)
