@@ -34,7 +34,7 @@ app.add_typer(data_app, name="data")
 config_app = typer.Typer(help="Show or import run configurations.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
-_STATE = {"debug": False}
+_STATE = {"debug": False, "verbose": False}
 
 Files = Annotated[list[Path], typer.Argument(
     help="OSDB files (JSON array or NDJSON, optionally .gz) or folders of them.",
@@ -415,6 +415,220 @@ def demo(
                       title="Demo: DeepEpiCnn on synthetic OSDB data (test part)", replace=True)
 
 
+def _shape(value: str | None) -> tuple[int, int, int] | None:
+    from osdml.errors import InputError
+
+    if value is None:
+        return None
+    try:
+        shape = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or shape[0] != 1 or min(shape) < 1:
+        raise InputError(f"--input-shape {value!r}: give 1,channels,samples such as 1,1,750")
+    return shape  # type: ignore[return-value]
+
+
+@app.command()
+def convert(
+    inputs: Annotated[list[Path], typer.Argument(
+        help="Model files (.pt, .pth, .ptl, TorchScript), or folders with --recursive.",
+        show_default=False)],
+    out: Annotated[str | None, typer.Option(
+        "--out", "-o", help="Output file (one input) or folder (several inputs or a folder); "
+        "default: beside each input.")] = None,
+    to: Annotated[str, typer.Option("--to", help="pte, ptl or bpte (self-test bundle).")] = "pte",
+    backend: Annotated[str, typer.Option(help="xnnpack or portable (.pte only).")] = "xnnpack",
+    quantize: Annotated[str | None, typer.Option(
+        help="int8: post-training quantization for XNNPACK (needs --calibration).")] = None,
+    calibration: Annotated[list[Path] | None, typer.Option(
+        help="OSDB files: real windows for int8 calibration, bundled test cases and the "
+        "parity check (repeat the option).")] = None,
+    input_shape: Annotated[str | None, typer.Option(
+        help="1,channels,samples when the file has no spec (default 1,1,750).")] = None,
+    num_classes: Annotated[int | None, typer.Option(
+        min=1, help="Expected classes; checked against the weights.")] = None,
+    trust: Annotated[bool, typer.Option(
+        help="Allow unpickling a whole nn.Module (runs code from the file).")] = False,
+    force: Annotated[bool, typer.Option(help="Convert even when the output is up to date.")
+                     ] = False,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r",
+                                            help="Convert the model files in folders.")] = False,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes for batches.")
+                       ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Convert model files to .pte (ExecuTorch), .ptl or a .bpte self-test bundle.
+
+    Inputs are recognised by content: osdml and nnTraining2 checkpoints, state dicts,
+    TorchScript and .ptl files, and (with --trust) pickled modules. Every output is checked
+    in its own runtime against the input model; a folder is converted in parallel, one broken
+    file does not stop the rest, and the exit status is non-zero if any failed."""
+    from osdml.export.convert import ConvertOptions, find_inputs
+
+    opts = ConvertOptions(to=to, backend=backend, quantize=quantize,
+                          calibration=[str(p) for p in calibration or []],
+                          input_shape=_shape(input_shape), num_classes=num_classes,
+                          trust=trust, force=force)
+    opts.check()
+    found = find_inputs(inputs, recursive)
+    with _quiet_libraries():
+        results = _run_conversions(found, opts, out, to, quantize, workers)
+    if json_out:
+        _print_json([r.to_dict() for r in results])
+    elif not quiet:
+        _render_conversions(results)
+    failed = [r for r in results if r.status == "failed"]
+    if failed:
+        code = 2 if any(r.exit_code == 2 for r in failed) else max(r.exit_code for r in failed)
+        sys.stderr.write(f"osdml: error: {_n(len(failed), 'file')} of {len(results)} failed\n")
+        raise typer.Exit(code)
+
+
+def _run_conversions(found, opts, out: str | None, to: str, quantize, workers):
+    from osdml.export.convert import convert_file, convert_many, output_path
+
+    out_path = None if out is None else _out_path(out)
+    if len(found) == 1 and found[0][1] is None:  # one file: errors are raised as they are
+        return [convert_file(found[0][0], output_path(found[0][0], to, out_path, None,
+                                                       quantize), opts)]
+    # beside each input, or under --out (mirroring the folders given)
+    items = [(src, output_path(src, to, out_path, None if out_path is None
+                               else root or src.parent, quantize)) for src, root in found]
+    return convert_many(items, opts, workers)
+
+
+def _quiet_libraries():
+    """The libraries' internal log notes, hidden unless --verbose."""
+    import contextlib
+
+    if _STATE.get("verbose"):
+        return contextlib.nullcontext()
+    from osdml.export.pte import quiet_torch_logs
+
+    return quiet_torch_logs()
+
+
+def _render_conversions(results) -> None:
+    con = _console()
+    if len(results) == 1 and results[0].status == "converted":
+        r = results[0]
+        con.print(f"{r.input} -> {r.output} ({r.size_bytes / 1024:,.0f} KiB, {r.seconds:.1f} s): "
+                  f"{r.origin}")
+        for note in r.notes:
+            con.print(f"  {note}")
+        con.print(f"  check: {r.check.get('summary', '')}; on {r.check.get('on', '-')}")
+        return
+    rows = [[r.input, r.status, r.output or "-",
+             "-" if r.size_bytes is None else f"{r.size_bytes / 1024:,.0f}",
+             r.reason or r.check.get("summary", "")] for r in results]
+    con.print(_table(f"{len(results)} model file(s)", ["input", "result", "output", "KiB",
+                                                     "reason / check"], rows))
+
+
+@app.command()
+def inspect(
+    file: Annotated[Path, typer.Argument(help="A model file of any kind.", show_default=False)],
+    json_out: JsonOpt = False,
+) -> None:
+    """Say what a model file is and what it holds: kind, spec, methods, input and output
+    shapes, size, and for a .pte which operators run in the XNNPACK delegate."""
+    from osdml.export.inspect import describe
+
+    info = describe(file)
+    if json_out:
+        _print_json(info)
+        return
+    con = _console()
+    con.print(f"{info['path']}: {info['description']}, {info['size_bytes']:,} bytes, "
+              f"sha256 {info['sha256'][:16]}...")
+    for key in ("contents", "test_cases", "training_mode", "parameters"):
+        if key in info:
+            con.print(f"  {key.replace('_', ' ')}: {info[key]}")
+    for note in info.get("notes", []):
+        con.print(f"  {note}")
+    fwd = info.get("forward", {})
+    if "inputs" in fwd:
+        io = lambda ts: ", ".join(f"{tuple(t.get('shape', []))} {t.get('dtype', '')}"  # noqa
+                                  for t in ts)
+        con.print(f"  forward: {io(fwd['inputs'])} -> {io(fwd.get('outputs', []))}")
+    elif "error" in fwd:
+        con.print(f"  forward: {fwd['error']}")
+    if "constants" in info:
+        con.print("  constants: " + ", ".join(f"{k}={v}" for k, v in info["constants"].items()))
+    if "delegation" in info:
+        con.print(f"  delegation: {info['delegation']['summary']}")
+    spec = info.get("spec")
+    if spec:
+        con.print(f"  spec: {spec.get('arch')} {spec.get('arch_kwargs')}, input "
+                  f"{tuple(spec.get('input_shape', []))} {spec.get('input_units', '')}, "
+                  f"threshold {spec.get('threshold')}")
+    elif "spec" in info:
+        con.print("  spec: none in the file")
+    if "sidecar" in info:
+        con.print(f"  sidecar: {info['sidecar']}")
+
+
+@app.command()
+def validate(
+    models: Annotated[list[Path], typer.Argument(help="Exported files (.pte, .ptl, .pt, "
+                                                 ".bpte).", show_default=False)],
+    reference: Annotated[Path | None, typer.Option(
+        help="The model they were made from (not needed for .bpte bundles).")] = None,
+    data: Annotated[list[Path] | None, typer.Option(
+        help="OSDB files: the real windows to compare on (repeat the option).")] = None,
+    atol: Annotated[float, typer.Option(help="Largest logit difference allowed.")] = 1e-4,
+    json_out: JsonOpt = False,
+) -> None:
+    """Check exported files in their own runtime: a .bpte against its bundled outputs, others
+    against --reference on real windows from --data. Exit 1 if one is out of tolerance."""
+    import numpy as np
+
+    from osdml.errors import CheckFailed, InputError
+    from osdml.export import sniff as sn
+
+    results = []
+    need_reference = []
+    for path in models:
+        kind = sn.sniff(path).kind
+        if kind == sn.BPTE:
+            from osdml.export.bundle import verify_bpte
+
+            c = verify_bpte(path, atol=atol, rtol=atol)
+            results.append({"path": str(path), "kind": kind, "passed": c.passed,
+                            "summary": f"{c.cases} bundled cases, {c.failed} failed"
+                                       + (f" ({c.first_failure})" if c.first_failure else "")})
+        else:
+            need_reference.append((path, {sn.PTE: "pte", sn.PTL: "ptl"}.get(kind, "pt")))
+    if need_reference:
+        if reference is None or not data:
+            raise InputError("validating .pte / .ptl / .pt files needs --reference MODEL and "
+                             "--data OSDB files (a .bpte carries its own)")
+        from osdml.export.quantize import real_windows
+        from osdml.export.source import load_source
+        from osdml.export.validate import validate_artefacts
+
+        src = load_source(reference)
+        windows = real_windows(data, src.spec, n_calibration=2, n_held_out=512)
+        x = np.concatenate([windows.calibration, windows.held_out])
+        for path, fmt in need_reference:
+            (check,) = validate_artefacts(src.module(), {fmt: path}, x, atol=atol)
+            results.append({"path": str(path), "kind": fmt, "passed": check.passed,
+                            "summary": check.error or (
+                                f"max |logit diff| {check.max_abs_logit_diff:.1e}, decisions "
+                                f"agree {check.decision_agreement:.1%} on {len(x)} windows")})
+    failed = [r for r in results if not r["passed"]]
+    if json_out:
+        _print_json(results)
+    else:
+        _console().print(_table("Validation", ["file", "kind", "result", "detail"],
+                                [[r["path"], r["kind"], "ok" if r["passed"] else "FAILED",
+                                  r["summary"]] for r in results]))
+    if failed:
+        raise CheckFailed("; ".join(f"{r['path']}: {r['summary']}" for r in failed))
+
+
 # --------------------------------------------------------------------------- entry point
 
 def _one_line(message: object) -> str:
@@ -452,7 +666,8 @@ def main(argv: list[str] | None = None) -> int:
     flags = {a for a in args[:cut] if a in GLOBAL_FLAGS}
     args = [a for a in args[:cut] if a not in GLOBAL_FLAGS] + args[cut:]
     _STATE["debug"] = "--debug" in flags
-    _setup_messages(verbose=bool(flags & {"--verbose", "-v"}))
+    _STATE["verbose"] = bool(flags & {"--verbose", "-v"})
+    _setup_messages(verbose=_STATE["verbose"])
     try:
         rv = app(args=args, prog_name="osdml", standalone_mode=False)
     except OsdmlError as e:

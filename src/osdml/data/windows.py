@@ -59,7 +59,9 @@ class Windows:
         """Copy the windows at `indices` into one array of shape (n, 1, window_samples), float32."""
         idx = np.asarray(indices, dtype=np.int64)
         gather = self.starts[idx, None] + np.arange(self.window_samples)
-        return np.asarray(self.streams.samples[gather], dtype=np.float32)[:, None, :]
+        out = np.empty((len(idx), 1, self.window_samples), dtype=np.float32)  # plain strides
+        out[:, 0, :] = self.streams.samples[gather]
+        return out
 
     def count_by_label(self) -> dict[int, int]:
         """Map label -> number of windows."""

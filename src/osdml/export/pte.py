@@ -8,8 +8,8 @@ The spec's key numbers are stored as constant methods (``input_length``, ``sampl
 without a sidecar; ``model.pte.json`` beside the file adds size, sha256, backend, quantisation,
 delegation and ``min_cpu_features`` for the app's models index.
 
-``min_cpu_features``: fp32 XNNPACK kernels on arm64 Android need only the ARMv8 baseline
-(Advanced SIMD, always present), so the list is empty; portable kernels need nothing either.
+``min_cpu_features`` is empty for every program osdml makes: XNNPACK picks its kernels at run
+time and always has an ARMv8 Advanced SIMD path (see ``min_cpu_features``, docs/export.md).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ _SCALAR_TYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "
 def executorch_status() -> str | None:
     """None when ExecuTorch can export and run programs here, else why not (one line)."""
     try:
-        with _quiet_torch_logs():
+        with quiet_torch_logs():
             import executorch.exir  # noqa: F401
             import executorch.runtime  # noqa: F401
     except Exception as e:  # ImportError, or a version mismatch raising something else
@@ -57,51 +57,94 @@ class PteInfo:
     backend: str
     quantization: str | None = None
     min_cpu_features: list[str] = field(default_factory=list)
+    optional_cpu_features: list[str] = field(default_factory=list)
     delegated_ops: int = 0
     portable_ops: dict[str, int] = field(default_factory=dict)
 
 
-def export_pte(model: torch.nn.Module, spec: ModelSpec, path: str | Path, *,
-               backend: str = "xnnpack", sidecar: bool = True) -> PteInfo:
+def export_pte(model: torch.nn.Module | None, spec: ModelSpec, path: str | Path, *,
+               backend: str = "xnnpack", sidecar: bool = True, exported=None,
+               quantization: str | None = None) -> PteInfo:
     """Export `model` to an ExecuTorch program at `path` (and ``<path>.json``), atomically.
 
     Parameters
     ----------
-    model : torch.nn.Module
+    model : torch.nn.Module or None
         Put in eval mode first; exported with a static input of ``spec.input_shape``
-        (float32, (1, 1, 750) for the app).
+        (float32, (1, 1, 750) for the app). A quantized graph module is accepted too.
     spec : ModelSpec
     backend : {"xnnpack", "portable"}
-        ``xnnpack`` lowers every supported operator to the XNNPACK delegate (fp32);
+        ``xnnpack`` lowers every supported operator to the XNNPACK delegate;
         ``portable`` keeps ExecuTorch's portable kernels (for comparison: much slower).
     sidecar : bool, default=True
         Also write the ``.pte.json`` manifest.
+    exported : torch.export.ExportedProgram, optional
+        Lower this program instead of exporting `model` (TorchScript converted graphs).
+    quantization : str, optional
+        Recorded in the sidecar (``"int8"`` for PT2E-quantized graphs).
 
     Raises
     ------
     ExportError
         If a stage fails; the message names the stage (export, lowering, serialisation).
     """
-    if backend not in BACKENDS:
-        raise InputError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
     path = Path(path)
-    example = (torch.zeros(spec.input_shape, dtype=torch.float32),)
-    with warnings.catch_warnings(), _quiet_torch_logs():
-        warnings.simplefilter("ignore", FutureWarning)  # torch/executorch internal deprecations
-        warnings.simplefilter("ignore", DeprecationWarning)
-        exported = _stage("export (torch.export)", lambda: torch.export.export(model.eval(),
-                                                                              example))
-        edge = _stage("lowering", lambda: _lower(exported, spec, backend))
-        program = _stage("serialisation", edge.to_executorch)
-        buffer = program.buffer
+    buffer, edge = program_buffer(model, spec, backend=backend, exported=exported)
     with atomic_write(path, "wb") as f:
         f.write(buffer)
     info = PteInfo(path=str(path), size_bytes=len(buffer),
                    sha256=hashlib.sha256(buffer).hexdigest(), backend=backend,
+                   quantization=quantization,
+                   min_cpu_features=min_cpu_features(backend, quantization),
+                   optional_cpu_features=optional_cpu_features(backend, quantization),
                    **_delegation(edge))
     if sidecar:
         write_pte_manifest(path, spec, info)
     return info
+
+
+def program_buffer(model, spec: ModelSpec, *, backend: str = "xnnpack", exported=None,
+                   program: bool = False):
+    """Export and lower; return ``(flatbuffer bytes, edge program)`` (or the ExecuTorch
+    program manager instead of the bytes when `program` is True, for bundling)."""
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    example = (torch.zeros(spec.input_shape, dtype=torch.float32),)
+    with warnings.catch_warnings(), quiet_torch_logs():
+        warnings.simplefilter("ignore", FutureWarning)  # torch/executorch internal deprecations
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if exported is None:
+            exported = _stage("export (torch.export)",
+                              lambda: torch.export.export(_eval(model), example))
+        edge = _stage("lowering", lambda: _lower(exported, spec, backend))
+        manager = _stage("serialisation", edge.to_executorch)
+        return (manager if program else manager.buffer), edge
+
+
+def _eval(model):
+    try:
+        return model.eval()
+    except NotImplementedError:  # a graph module from torch.export (quantized): already eval
+        return model
+
+
+def min_cpu_features(backend: str, quantization: str | None) -> list[str]:
+    """CPU features an arm64 Android phone needs to run this program, for the app's models
+    index: none beyond the ARMv8-A baseline (Advanced SIMD), for fp32 and int8 alike.
+
+    XNNPACK reads the CPU's features at start-up (cpuinfo) and picks each micro-kernel family
+    from them: fp32 convolutions and GEMMs use NEON-FMA kernels with no feature test, and int8
+    (qs8 activations, qc8 weights) GEMMs take i8mm, else dotprod, else a NEON ``mlal`` kernel
+    that is always there. Feature-specific kernels are compiled in their own files, so their
+    presence in the library requires nothing of the phone. Portable kernels are plain C++.
+    docs/export.md gives the sources.
+    """
+    return []
+
+
+def optional_cpu_features(backend: str, quantization: str | None) -> list[str]:
+    """Features XNNPACK uses when the phone has them (faster, never required)."""
+    return ["asimddp", "i8mm"] if backend == "xnnpack" and quantization == "int8" else []
 
 
 def _stage(name: str, fn):
@@ -155,10 +198,13 @@ def sha256_of(path: str | Path) -> str:
 
 
 @contextlib.contextmanager
-def _quiet_torch_logs():
-    """torch's own log handlers print internal deprecation notes during lowering; hide them
-    (torch configures its loggers when imported, so this is set here, not at start-up)."""
+def quiet_torch_logs():
+    """Hide the internal deprecation notes torch, torchao and executorch log while exporting
+    (torch configures its loggers when imported, so this is set around the work, not at
+    start-up)."""
     import logging
+
+    import torch  # noqa: F401  (configure torch's loggers first, then lower them)
 
     loggers = [logging.getLogger(n) for n in ("torch", "torchao", "executorch")]
     levels = [lg.level for lg in loggers]

@@ -66,13 +66,13 @@ def artefact_logits(fmt: str, path: str | Path, windows: np.ndarray) -> np.ndarr
 
         module, _ = load_ptl(path)
         with torch.no_grad():
-            return np.concatenate([module(torch.from_numpy(np.ascontiguousarray(w[None]))).numpy()
-                                   for w in windows])
+            return np.concatenate([module(torch.from_numpy(windows[i:i + 1].copy())).numpy()
+                                   for i in range(len(windows))])
     if fmt == "pte":
         from osdml.export.pte import PteRunner
 
         run = PteRunner(path)
-        return np.concatenate([run(np.ascontiguousarray(w[None])) for w in windows])
+        return np.concatenate([run(windows[i:i + 1].copy()) for i in range(len(windows))])
     raise ValueError(f"unknown format {fmt!r}")
 
 

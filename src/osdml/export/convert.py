@@ -1,0 +1,314 @@
+"""Convert model files to .pte, .ptl or .bpte, one at a time or a folder in parallel.
+
+Every conversion: identify the input by content and load it (``source.load_source``), export
+it (``pte`` / ``ptl`` / ``bundle``, optionally int8 with ``quantize``), then check the written
+file in its own runtime against the loaded model on real windows (from ``--calibration`` OSDB
+files; without them, on windows of osdml's generated OSDB data, and the result says so). An
+fp32 file beyond 1e-4 on the logits fails; an int8 file is reported with its probability
+difference and decision agreement against the fp32 model on held-out windows, and with its
+size against the fp32 file (a warning below 2.5x). Outputs are written atomically: a failed
+conversion leaves the output path as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from osdml.errors import CheckFailed, InputError, OsdmlError
+
+TARGETS = {"pte": ".pte", "ptl": ".ptl", "bpte": ".bpte"}
+MODEL_SUFFIXES = (".pt", ".pth", ".ptl", ".ckpt", ".bin")
+FP32_ATOL = 1e-4
+INT8_MIN_RATIO = 2.5
+
+
+@dataclass
+class ConvertOptions:
+    """What to make. ``calibration`` lists OSDB files (real windows)."""
+
+    to: str = "pte"
+    backend: str = "xnnpack"
+    quantize: str | None = None
+    calibration: list[str] = field(default_factory=list)
+    input_shape: tuple[int, int, int] | None = None
+    num_classes: int | None = None
+    trust: bool = False
+    force: bool = False
+    bundle_windows: int = 32
+
+    def check(self) -> None:
+        """Raise ``InputError`` for option combinations that cannot work."""
+        if self.to not in TARGETS:
+            raise InputError(f"--to {self.to!r}: must be one of {', '.join(TARGETS)}")
+        if self.quantize not in (None, "int8"):
+            raise InputError(f"--quantize {self.quantize!r}: only int8 is supported")
+        if self.quantize and not self.calibration:
+            raise InputError("--quantize int8 needs --calibration OSDB files: activation "
+                             "ranges must come from real windows")
+        if self.quantize and self.to == "ptl":
+            raise InputError("--quantize int8 makes ExecuTorch programs: use --to pte or bpte")
+        if self.quantize and self.backend != "xnnpack":
+            raise InputError("--quantize int8 targets the XNNPACK backend; drop --backend "
+                             "portable")
+        if self.to == "bpte" and not self.calibration:
+            raise InputError("--to bpte bundles real test windows: pass --calibration OSDB files")
+
+
+@dataclass
+class ConvertResult:
+    """One file's outcome: ``converted``, ``skipped`` (output up to date) or ``failed``."""
+
+    input: str
+    output: str | None
+    status: str
+    reason: str = ""
+    origin: str | None = None
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    size_bytes: int | None = None
+    fp32_size_bytes: int | None = None
+    check: dict[str, Any] = field(default_factory=dict)
+    exit_code: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def output_path(src: Path, to: str, out: Path | None = None, root: Path | None = None,
+                quantize: str | None = None) -> Path:
+    """Where the converted file goes: `out` itself for a single file, else beside the input
+    (or under `out`, mirroring the input's place below `root`), named after the input."""
+    name = src.stem + ("_int8" if quantize else "") + TARGETS[to]
+    if out is None:
+        return src.with_name(name)
+    if root is None:
+        return out
+    return out / src.parent.relative_to(root) / name
+
+
+def convert_file(src: str | Path, out: str | Path, opts: ConvertOptions) -> ConvertResult:
+    """Convert one file, check it, and return the result.
+
+    Raises
+    ------
+    InputError
+        If the input is not a convertible model or the options do not fit it.
+    CheckFailed
+        If the written file does not match the model beyond tolerance (the file is kept, so
+        it can be inspected).
+    ExportError
+        If exporting or lowering fails.
+    """
+    t0 = time.perf_counter()
+    src, out = Path(src), Path(out)
+    opts.check()
+    from osdml.export.source import load_source
+
+    source = load_source(src, trust=opts.trust, input_shape=opts.input_shape,
+                         num_classes=opts.num_classes)
+    result = ConvertResult(str(src), str(out), "converted", origin=source.origin,
+                           notes=list(source.notes))
+    windows = _windows(opts, source.spec)
+    module = source.module()
+    if opts.to == "ptl":
+        _to_ptl(source, out)
+    elif opts.to == "pte":
+        _to_pte(source, out, opts, windows, result)
+    else:
+        from osdml.export.bundle import export_bpte
+        from osdml.export.quantize import quantize_int8
+
+        lowered = (quantize_int8(module, source.spec, windows["calibration"])
+                   if opts.quantize else module)
+        k = min(opts.bundle_windows, len(windows["held_out"]))
+        export_bpte(lowered, source.spec, out, windows["held_out"][:k], backend=opts.backend,
+                    exported=None if opts.quantize or source.model is not None
+                    else source.exported)
+    result.size_bytes = out.stat().st_size
+    result.check = _check(out, opts, module, windows)
+    result.seconds = round(time.perf_counter() - t0, 2)
+    if not result.check.get("passed", True):
+        raise CheckFailed(f"{out}: {result.check['summary']}")
+    return result
+
+
+def _to_ptl(source, out: Path) -> None:
+    from osdml.export.ptl import export_ptl
+
+    if source.model is None:
+        raise InputError(f"cannot make a .ptl from {source.path}: it is already TorchScript "
+                         "without an osdml spec; use it as it is, or convert --to pte")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # no XNNPACK in the CPU wheel: expected
+        export_ptl(source.model, source.spec, out)
+
+
+def _to_pte(source, out: Path, opts: ConvertOptions, windows: dict, result: ConvertResult):
+    from osdml.export.pte import export_pte, program_buffer
+
+    exported = source.exported if source.model is None else None
+    if not opts.quantize:
+        export_pte(source.model, source.spec, out, backend=opts.backend, exported=exported)
+        return
+    from osdml.export.quantize import quantize_int8
+
+    quantized = quantize_int8(source.module(), source.spec, windows["calibration"])
+    export_pte(quantized, source.spec, out, quantization="int8")
+    fp32, _ = program_buffer(source.model, source.spec, exported=exported)
+    result.fp32_size_bytes = len(fp32)
+    ratio = len(fp32) / out.stat().st_size
+    result.notes.append(f"int8 is {ratio:.2f}x smaller than fp32 ({out.stat().st_size:,} vs "
+                        f"{len(fp32):,} bytes)")
+    if ratio < INT8_MIN_RATIO:
+        warnings.warn(f"{out}: the int8 program is only {ratio:.2f}x smaller than fp32 (expected "
+                      f"at least {INT8_MIN_RATIO}x)", stacklevel=2)
+
+
+def _windows(opts: ConvertOptions, spec) -> dict[str, Any]:
+    """Real windows from --calibration, else windows of generated OSDB data (said so)."""
+    from osdml.export.quantize import real_windows
+
+    if opts.calibration:
+        rw = real_windows(opts.calibration, spec)
+        return {"calibration": rw.calibration, "held_out": rw.held_out, "source": rw.source}
+    if spec.input_shape[1] != 1 or spec.window_samples < 125:
+        return {"calibration": None, "held_out": None, "source": "none"}
+    from osdml.data.synthetic import SynthSpec, write_synthetic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_synthetic(tmp, SynthSpec(users=2, seizures_per_user=2, false_alarms_per_user=2,
+                                       nda_per_user=2, seed=0))
+        from osdml.data.cache import load_streams  # noqa: F401  (warm import)
+
+        rw = real_windows([tmp], spec, n_calibration=2, n_held_out=64)
+    return {"calibration": None, "held_out": rw.held_out,
+            "source": f"{len(rw.held_out)} windows of generated OSDB data (pass --calibration "
+                      "OSDB files to check on real windows)"}
+
+
+def _check(out: Path, opts: ConvertOptions, module, windows: dict) -> dict[str, Any]:
+    """Run the written file in its own runtime against the loaded model."""
+    x = windows.get("held_out")
+    if x is None or not len(x):
+        return {"summary": "not checked: the model's input is not OSDB magnitude windows",
+                "passed": True}
+    if opts.to == "bpte":
+        from osdml.export.bundle import verify_bpte
+
+        c = verify_bpte(out)
+        return {"windows": c.cases, "on": "the bundled real windows", "passed": c.passed,
+                "summary": (f"{c.cases} bundled cases pass in the ExecuTorch runtime"
+                            if c.passed else f"bundled cases fail: {c.first_failure}")}
+    import torch
+
+    from osdml.export.validate import artefact_logits, compare
+
+    with torch.no_grad():
+        reference = np.concatenate([module(torch.from_numpy(x[i:i + 1].copy())).numpy()
+                                    for i in range(len(x))])
+    got = artefact_logits(opts.to, out, x)
+    c = compare(reference, got)
+    if opts.quantize:
+        passed = c["decision_agreement"] >= 0.95
+        summary = (f"int8 vs fp32 on {len(x)} held-out windows: max p difference "
+                   f"{c['max_prob_diff']:.3f}, decisions agree {c['decision_agreement']:.1%}")
+    else:
+        passed = c["max_abs_logit_diff"] <= FP32_ATOL and c["decision_agreement"] == 1.0
+        summary = (f"max |logit diff| {c['max_abs_logit_diff']:.1e} (tolerance {FP32_ATOL:g}), "
+                   f"decisions agree {c['decision_agreement']:.1%} on {len(x)} windows")
+    return {**c, "windows": len(x), "on": windows["source"], "passed": passed,
+            "summary": summary}
+
+
+# --------------------------------------------------------------------------- batches
+
+def find_inputs(paths: Sequence[str | Path], recursive: bool) -> list[tuple[Path, Path | None]]:
+    """Expand the command line into (file, root folder or None) pairs.
+
+    Raises
+    ------
+    InputError
+        If a folder is given without `recursive`, or a path does not exist.
+    """
+    out: list[tuple[Path, Path | None]] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            if not recursive:
+                raise InputError(f"{p} is a folder; pass --recursive to convert the model files "
+                                 "in it")
+            files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")
+                           and f.suffix.lower() in MODEL_SUFFIXES)
+            out.extend((f, p) for f in files)
+        elif p.exists():
+            out.append((p, None))
+        else:
+            raise InputError(f"cannot read model: {p} does not exist")
+    return out
+
+
+def up_to_date(src: Path, out: Path) -> bool:
+    """The output exists and is newer than its input."""
+    return out.exists() and out.stat().st_mtime >= src.stat().st_mtime
+
+
+def convert_many(items: list[tuple[Path, Path]], opts: ConvertOptions,
+                 workers: int | None = None) -> list[ConvertResult]:
+    """Convert (input, output) pairs in worker processes; one failure never stops the rest.
+
+    Outputs newer than their inputs are skipped unless ``opts.force``.
+    """
+    results: dict[int, ConvertResult] = {}
+    todo = []
+    for i, (src, out) in enumerate(items):
+        if not opts.force and up_to_date(src, out):
+            results[i] = ConvertResult(str(src), str(out), "skipped",
+                                       "output is newer than the input (--force to redo)")
+        else:
+            todo.append(i)
+    if opts.calibration and todo:  # parse once here so that the workers hit the cache
+        from osdml.data.cache import load_streams
+
+        load_streams(opts.calibration)
+    workers = workers or min(len(todo), max(1, (os.cpu_count() or 2)), 4) or 1
+    if workers <= 1 or len(todo) <= 1:
+        for i in todo:
+            results[i] = _safe_convert(items[i][0], items[i][1], opts)
+    else:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")  # fork after torch threads can hang
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = {i: pool.submit(_safe_convert, items[i][0], items[i][1], opts)
+                       for i in todo}
+            for i, fut in futures.items():
+                results[i] = fut.result()
+    return [results[i] for i in range(len(items))]
+
+
+def _safe_convert(src: Path, out: Path, opts: ConvertOptions) -> ConvertResult:
+    """``convert_file`` that reports failures instead of raising (for batches)."""
+    t0 = time.perf_counter()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            result = convert_file(src, out, opts)
+        result.notes += [str(w.message) for w in caught
+                         if "osdml" in (w.filename or "") or str(out) in str(w.message)]
+        return result
+    except OsdmlError as e:
+        return ConvertResult(str(src), str(out), "failed", str(e), exit_code=e.exit_code,
+                             seconds=round(time.perf_counter() - t0, 2))
+    except Exception as e:  # a bug must not take the batch down; reported as such
+        return ConvertResult(str(src), str(out), "failed",
+                             f"internal error: {type(e).__name__}: {e}", exit_code=3,
+                             seconds=round(time.perf_counter() - t0, 2))
