@@ -493,6 +493,8 @@ def _run_conversions(found, opts, out: str | None, to: str, quantize, workers):
     if len(found) == 1 and found[0][1] is None:  # one file: errors are raised as they are
         return [convert_file(found[0][0], output_path(found[0][0], to, out_path, None,
                                                        quantize), opts)]
+    if out_path is not None:  # fail now, not after every file was converted
+        out_path.mkdir(parents=True, exist_ok=True)
     # beside each input, or under --out (mirroring the folders given)
     items = [(src, output_path(src, to, out_path, None if out_path is None
                                else root or src.parent, quantize)) for src, root in found]
@@ -536,7 +538,8 @@ def inspect(
     shapes, size, and for a .pte which operators run in the XNNPACK delegate."""
     from osdml.export.inspect import describe
 
-    info = describe(file)
+    with _quiet_libraries():
+        info = describe(file)
     if json_out:
         _print_json(info)
         return
@@ -578,14 +581,33 @@ def validate(
         help="The model they were made from (not needed for .bpte bundles).")] = None,
     data: Annotated[list[Path] | None, typer.Option(
         help="OSDB files: the real windows to compare on (repeat the option).")] = None,
-    atol: Annotated[float, typer.Option(help="Largest logit difference allowed.")] = 1e-4,
+    atol: Annotated[float | None, typer.Option(
+        min=0.0, help="Largest logit difference allowed (default: 1e-4, or the tolerance a "
+        ".bpte carries).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Check exported files in their own runtime: a .bpte against its bundled outputs, others
     against --reference on real windows from --data. Exit 1 if one is out of tolerance."""
+    with _quiet_libraries():
+        results = _validate(models, reference, data, atol)
+    failed = [r for r in results if not r["passed"]]
+    if json_out:
+        _print_json(results)
+    else:
+        _console().print(_table("Validation", ["file", "kind", "result", "detail"],
+                                [[r["path"], r["kind"], "ok" if r["passed"] else "FAILED",
+                                  r["summary"]] for r in results]))
+    if failed:
+        from osdml.errors import CheckFailed
+
+        raise CheckFailed("; ".join(f"{r['path']}: {r['summary']}" for r in failed))
+
+
+def _validate(models: list[Path], reference: Path | None, data: list[Path] | None,
+              atol: float | None) -> list[dict]:
     import numpy as np
 
-    from osdml.errors import CheckFailed, InputError
+    from osdml.errors import InputError
     from osdml.export import sniff as sn
 
     results = []
@@ -595,7 +617,7 @@ def validate(
         if kind == sn.BPTE:
             from osdml.export.bundle import verify_bpte
 
-            c = verify_bpte(path, atol=atol, rtol=atol)
+            c = verify_bpte(path, atol=atol)
             results.append({"path": str(path), "kind": kind, "passed": c.passed,
                             "summary": f"{c.cases} bundled cases, {c.failed} failed"
                                        + (f" ({c.first_failure})" if c.first_failure else "")})
@@ -613,20 +635,13 @@ def validate(
         windows = real_windows(data, src.spec, n_calibration=2, n_held_out=512)
         x = np.concatenate([windows.calibration, windows.held_out])
         for path, fmt in need_reference:
-            (check,) = validate_artefacts(src.module(), {fmt: path}, x, atol=atol)
+            (check,) = validate_artefacts(src.module(), {fmt: path}, x,
+                                          atol=1e-4 if atol is None else atol)
             results.append({"path": str(path), "kind": fmt, "passed": check.passed,
                             "summary": check.error or (
                                 f"max |logit diff| {check.max_abs_logit_diff:.1e}, decisions "
                                 f"agree {check.decision_agreement:.1%} on {len(x)} windows")})
-    failed = [r for r in results if not r["passed"]]
-    if json_out:
-        _print_json(results)
-    else:
-        _console().print(_table("Validation", ["file", "kind", "result", "detail"],
-                                [[r["path"], r["kind"], "ok" if r["passed"] else "FAILED",
-                                  r["summary"]] for r in results]))
-    if failed:
-        raise CheckFailed("; ".join(f"{r['path']}: {r['summary']}" for r in failed))
+    return results
 
 
 # --------------------------------------------------------------------------- entry point
@@ -702,3 +717,7 @@ def _fail(message: str, code: int) -> int:
         traceback.print_exc()
     sys.stderr.write(f"osdml: error: {_one_line(message)}\n")
     return code
+
+
+if __name__ == "__main__":  # python -m osdml.cli
+    sys.exit(main())

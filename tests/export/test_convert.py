@@ -237,3 +237,132 @@ def test_inspect_a_pte(tiny_run, capsys):
     assert info["constants"]["input_length"] == 750 and info["spec"]["arch"] == "deep_epi_cnn"
     assert info["delegation"]["xnnpack_delegate_calls"] >= 1
     assert info["sidecar"]["sha256_matches"]
+
+
+# --------------------------------------------------------------------------- found by breaking it
+
+class _Evil:
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.target}",))
+
+
+def test_a_pickle_that_runs_code_is_never_loaded_without_trust(tmp_path, capsys):
+    marker = tmp_path / "PWNED"
+    torch.save({"weights": _Evil(marker)}, tmp_path / "evil.pt")
+    assert main(["convert", str(tmp_path / "evil.pt")]) == 2
+    assert "system" in capsys.readouterr().err
+    assert main(["inspect", str(tmp_path / "evil.pt"), "--json"]) == 0
+    assert "system" in json.loads(capsys.readouterr().out)["contents"]
+    assert not marker.exists()
+
+
+def test_a_failed_check_writes_nothing(tmp_path, capsys):
+    m = _model()
+    with torch.no_grad():
+        m.fc_out.weight.mul_(1e6)  # logits so large that fp32 rounding exceeds 1e-4
+    torch.save(m.state_dict(), tmp_path / "big.pt")
+    out = tmp_path / "big.pte"
+    out.write_bytes(b"SENTINEL")
+    assert main(["convert", str(tmp_path / "big.pt"), "-o", str(out)]) == 1
+    assert "nothing was written" in capsys.readouterr().err
+    assert out.read_bytes() == b"SENTINEL" and not (tmp_path / "big.pte.json").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".converting")]
+
+
+def test_outputs_never_collide_or_overwrite_inputs(tmp_path, model):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    torch.save(model.state_dict(), tmp_path / "a" / "model.pt")
+    torch.save(model.state_dict(), tmp_path / "b" / "model.pt")
+    out = tmp_path / "out"
+    results = convert_many([(tmp_path / "a" / "model.pt", out / "model.ptl"),
+                            (tmp_path / "b" / "model.pt", out / "model.ptl")],
+                           ConvertOptions(to="ptl"))
+    assert [r.status for r in results] == ["converted", "failed"]
+    assert "is also the output of" in results[1].reason
+    with pytest.raises(InputError, match="overwrite the input"):
+        convert_file(out / "model.ptl", out / "model.ptl", ConvertOptions(to="ptl"))
+    again = convert_many([(tmp_path / "a" / "model.pt", out / "model.ptl")],
+                         ConvertOptions(to="ptl"))
+    assert again[0].status == "skipped"
+    other = convert_many([(tmp_path / "a" / "model.pt", out / "model.ptl")],
+                         ConvertOptions(to="pte", backend="portable"))
+    assert other[0].status == "converted"  # other options: not up to date
+
+
+def test_damaged_files_and_odd_contents_are_one_line(tmp_path, model, capsys):
+    with open(tmp_path / "legacy.pt", "wb") as f:  # a pre-zip torch.save, cut short
+        torch.save(model.state_dict(), f, _use_new_zipfile_serialization=False)
+    data = (tmp_path / "legacy.pt").read_bytes()
+    (tmp_path / "legacy.pt").write_bytes(data[: len(data) // 3])
+    with pytest.raises(InputError, match="legacy.pt"):
+        load_source(tmp_path / "legacy.pt")
+    sd = dict(model.state_dict())
+    torch.save({"model_state_dict": sd, "extra": np.zeros(3, np.float16),
+                "names": np.array(["a", "b"]), "step": np.int16(3)}, tmp_path / "np.pt")
+    _same(load_source(tmp_path / "np.pt"), model)
+    bad = {k: v.clone() for k, v in sd.items()}
+    bad["fc_out.bias"][0] = float("nan")
+    torch.save(bad, tmp_path / "nan.pt")
+    with pytest.raises(InputError, match="not finite"):
+        load_source(tmp_path / "nan.pt")
+    with pytest.raises(InputError, match="has 2 channels; the weights take 1"):
+        load_source(tmp_path / "np.pt", input_shape=(1, 2, 750))
+    with pytest.raises(InputError, match="--backend applies to ExecuTorch"):
+        ConvertOptions(to="ptl", backend="portable").check()
+
+
+def test_a_damaged_bundle_is_refused_not_crashed_on(tiny_run, synth_dir, tmp_path):
+    import subprocess
+    import sys
+
+    convert_file(tiny_run.out_dir / "model.pt", tmp_path / "m.bpte",
+                 ConvertOptions(to="bpte", calibration=[str(synth_dir)], bundle_windows=4))
+    data = bytearray((tmp_path / "m.bpte").read_bytes())
+    for offset in (40, 200, 3000):
+        damaged = bytearray(data)
+        damaged[offset:offset + 16] = bytes(b ^ 0xFF for b in damaged[offset:offset + 16])
+        path = tmp_path / f"d{offset}.bpte"
+        path.write_bytes(damaged)
+        # in a child process: a crash in the C++ loader must not take the tests down
+        run = subprocess.run([sys.executable, "-m", "osdml.cli", "validate", str(path)],
+                             capture_output=True, text=True)
+        assert run.returncode in (1, 2), (offset, run.returncode, run.stderr[-300:])
+        assert run.stderr.startswith("osdml: error:"), run.stderr[-300:]
+
+
+def test_int8_bundles_and_graph_inputs(tiny_run, synth_dir, tmp_path, capsys):
+    opts = ConvertOptions(to="bpte", quantize="int8", calibration=[str(synth_dir)],
+                          bundle_windows=8)
+    result = convert_file(tiny_run.out_dir / "model.pt", tmp_path / "q.bpte", opts)
+    assert result.check["passed"] and result.check["atol"] >= 0.05
+    assert main(["validate", str(tmp_path / "q.bpte")]) == 0
+    capsys.readouterr()
+    m = _model()
+    torch.jit.save(torch.jit.trace(m, X), tmp_path / "ts.pt")
+    q = convert_file(tmp_path / "ts.pt", tmp_path / "ts_int8.pte",
+                     ConvertOptions(quantize="int8", calibration=[str(synth_dir)]))
+    assert q.status == "converted" and "positive_agreement" in q.check
+
+
+def test_validate_takes_any_source_kind(tiny_run, synth_dir, tmp_path, capsys):
+    m = _model()
+    torch.jit.save(torch.jit.trace(m, X), tmp_path / "ts.pt")
+    torch.save({"model_state_dict": m.state_dict()}, tmp_path / "nn2.pt")
+    code = main(["validate", str(tmp_path / "ts.pt"), "--reference", str(tmp_path / "nn2.pt"),
+                 "--data", str(synth_dir), "--json"])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)[0]["passed"]
+
+
+def test_models_that_do_not_take_osdb_windows_are_checked_on_random_inputs(tmp_path):
+    m = create_model("deep_epi_cnn", in_channels=3).eval()
+    torch.save(m.state_dict(), tmp_path / "xyz.pt")
+    result = convert_file(tmp_path / "xyz.pt", tmp_path / "xyz.ptl",
+                          ConvertOptions(to="ptl", input_shape=(1, 3, 750)))
+    assert result.check["passed"] and "random inputs only" in result.check["on"]

@@ -33,29 +33,38 @@ def describe(path: str | Path) -> dict[str, Any]:
     info: dict[str, Any] = {"path": str(found.path), "kind": found.kind,
                             "description": found.description, "size_bytes": found.size,
                             "sha256": hashlib.sha256(data).hexdigest()}
-    if found.kind == sn.PTE:
-        info.update(_program(data, found.path))
-    elif found.kind == sn.BPTE:
-        from executorch.devtools.bundled_program.serialize import (
-            deserialize_from_flatbuffer_to_bundled_program,
-        )
+    try:
+        if found.kind == sn.PTE:
+            info.update(_program(data, found.path))
+        elif found.kind == sn.BPTE:
+            from executorch.devtools.bundled_program.serialize import (
+                deserialize_from_flatbuffer_to_bundled_program,
+            )
 
-        bundled = deserialize_from_flatbuffer_to_bundled_program(data)
-        info["test_cases"] = sum(len(s.test_cases) for s in bundled.method_test_suites)
-        info.update(_program(bundled.program, found.path))
-    elif found.kind in (sn.PTL, sn.TORCHSCRIPT):
-        info.update(_torchscript(found))
-    else:
-        info.update(_checkpoint(found))
+            bundled = deserialize_from_flatbuffer_to_bundled_program(data)
+            info["test_cases"] = sum(len(s.test_cases) for s in bundled.method_test_suites)
+            info.update(_program(bundled.program, found.path))
+        elif found.kind in (sn.PTL, sn.TORCHSCRIPT):
+            info.update(_torchscript(found))
+        else:
+            info.update(_checkpoint(found))
+    except InputError:
+        raise
+    except Exception as e:  # a damaged file can fail anywhere inside the parsers
+        raise InputError(f"cannot inspect {found.path}: {found.description} that does not parse "
+                         f"({type(e).__name__}: {str(e).strip().splitlines()[0][:120]})"
+                         ) from None
     sidecar = Path(str(found.path) + ".json")
     if sidecar.is_file():
         try:
             manifest = json.loads(sidecar.read_text())
+            if not isinstance(manifest, dict):
+                raise ValueError("not an object")
             info["sidecar"] = {k: manifest.get(k) for k in ("backend", "quantization",
                                                              "min_cpu_features", "sha256")}
             info["sidecar"]["sha256_matches"] = manifest.get("sha256") == info["sha256"]
         except (OSError, ValueError):
-            info["sidecar"] = {"error": f"{sidecar.name} is not valid JSON"}
+            info["sidecar"] = {"error": f"{sidecar.name} is not a valid osdml sidecar"}
     return info
 
 
@@ -147,8 +156,9 @@ def _checkpoint(found: sn.Sniffed) -> dict[str, Any]:
         src = load_source(found.path)
     except InputError as e:
         if "--trust" in str(e):
-            return {"contents": "a pickled Python object (most likely a whole nn.Module); not "
-                                "loaded: it would run code from the file"}
+            what = str(e).split("it holds ")[-1].split(", most")[0]  # names the global
+            return {"contents": f"{what}; not loaded: unpickling it would run code from the "
+                                "file"}
         raise
     out: dict[str, Any] = {"contents": src.origin, "notes": src.notes,
                            "spec": src.spec.model_dump(mode="json"),

@@ -104,9 +104,10 @@ def export_pte(model: torch.nn.Module | None, spec: ModelSpec, path: str | Path,
 
 
 def program_buffer(model, spec: ModelSpec, *, backend: str = "xnnpack", exported=None,
-                   program: bool = False):
+                   program: bool = False, extra_constants: dict[str, Any] | None = None):
     """Export and lower; return ``(flatbuffer bytes, edge program)`` (or the ExecuTorch
-    program manager instead of the bytes when `program` is True, for bundling)."""
+    program manager instead of the bytes when `program` is True, for bundling).
+    `extra_constants` become constant methods beside the spec's."""
     if backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
     example = (torch.zeros(spec.input_shape, dtype=torch.float32),)
@@ -116,7 +117,7 @@ def program_buffer(model, spec: ModelSpec, *, backend: str = "xnnpack", exported
         if exported is None:
             exported = _stage("export (torch.export)",
                               lambda: torch.export.export(_eval(model), example))
-        edge = _stage("lowering", lambda: _lower(exported, spec, backend))
+        edge = _stage("lowering", lambda: _lower(exported, spec, backend, extra_constants))
         manager = _stage("serialisation", edge.to_executorch)
         return (manager if program else manager.buffer), edge
 
@@ -155,10 +156,10 @@ def _stage(name: str, fn):
                           f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}") from e
 
 
-def _lower(exported, spec: ModelSpec, backend: str):
+def _lower(exported, spec: ModelSpec, backend: str, extra: dict[str, Any] | None = None):
     from executorch.exir import to_edge, to_edge_transform_and_lower
 
-    constants = spec.constant_methods()
+    constants = {**spec.constant_methods(), **(extra or {})}
     if backend == "portable":
         return to_edge(exported, constant_methods=constants)
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
@@ -182,10 +183,12 @@ def _delegation(edge) -> dict[str, Any]:
     return {"delegated_ops": delegated, "portable_ops": dict(portable)}
 
 
-def write_pte_manifest(path: str | Path, spec: ModelSpec, info: PteInfo) -> Path:
-    """Write ``<path>.json``: the spec and the file facts the app's models index needs."""
+def write_pte_manifest(path: str | Path, spec: ModelSpec, info: PteInfo,
+                       extra: dict[str, Any] | None = None) -> Path:
+    """Write ``<path>.json``: the spec and the file facts the app's models index needs
+    (`extra` adds keys, such as how the file was converted)."""
     manifest = {"file": Path(path).name, **{k: v for k, v in asdict(info).items() if k != "path"},
-                "spec": spec.model_dump(mode="json")}
+                **(extra or {}), "spec": spec.model_dump(mode="json")}
     return write_json(Path(str(path) + ".json"), manifest)
 
 
@@ -245,13 +248,14 @@ class PteRunner:
         If the file cannot be loaded as an ExecuTorch program.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path | bytes, name: str | None = None):
         from executorch.runtime import Runtime
 
-        self.path = Path(path)
+        self.path = Path(name) if isinstance(path, bytes) else Path(path)
         try:
             with _quiet_stderr():
-                self.program = Runtime.get().load_program(self.path)
+                self.program = Runtime.get().load_program(path if isinstance(path, bytes)
+                                                          else self.path)
                 self.method = self.program.load_method("forward")
         except Exception as e:
             raise InputError(f"cannot load {self.path} as an ExecuTorch program: "
@@ -277,4 +281,5 @@ class PteRunner:
         if tuple(x.shape) != self.input_shape or x.dtype != np.float32:
             raise InputError(f"{self.path}: expected {self.input_shape} {self.input_dtype}, "
                              f"got {tuple(x.shape)} {x.dtype}")
-        return self.method.execute([torch.from_numpy(np.ascontiguousarray(x))])[0].numpy()
+        with _quiet_stderr():  # portable kernels print cpuinfo diagnostics on first use
+            return self.method.execute([torch.from_numpy(x.copy())])[0].numpy()

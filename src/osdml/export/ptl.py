@@ -68,9 +68,13 @@ def export_ptl(model: torch.nn.Module, spec: ModelSpec, path: str | Path, *,
             traced._save_for_lite_interpreter(tmp, _extra_files={PTL_SPEC_NAME: spec.to_json()})
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror, str(path)) from None
     except Exception as e:
         Path(tmp).unlink(missing_ok=True)
-        raise ExportError(f".ptl export failed while saving {path}: {e}") from e
+        raise ExportError(f".ptl export failed while saving {path}: "
+                          f"{str(e).splitlines()[0]}") from e
     return path
 
 

@@ -106,7 +106,9 @@ def quantize_int8(module: torch.nn.Module, spec: ModelSpec, calibration: np.ndar
     example = (torch.zeros(spec.input_shape, dtype=torch.float32),)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        captured = torch.export.export(module.eval(), example).module()
+        from osdml.export.pte import _eval
+
+        captured = torch.export.export(_eval(module), example).module()
         quantizer = XNNPACKQuantizer()
         quantizer.set_global(get_symmetric_quantization_config(is_per_channel=True))
         prepared = prepare_pt2e(captured, quantizer)

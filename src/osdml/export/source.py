@@ -53,6 +53,7 @@ class Source:
     model: torch.nn.Module | None = None
     exported: Any = None  # torch.export.ExportedProgram
     notes: list[str] = field(default_factory=list)
+    weights: dict[str, Any] | None = None  # TorchScript's state dict, when only a graph
 
     def module(self) -> torch.nn.Module:
         """Something callable on (1, 1, L) windows: the eager model or the graph's module."""
@@ -84,10 +85,20 @@ def load_source(path: str | Path, *, trust: bool = False,
     if found.kind in (sn.PTE, sn.BPTE):
         raise InputError(f"cannot convert {path}: it is {found.description}, already converted; "
                          f"use `osdml inspect {path}` to see what it holds")
-    if found.kind in (sn.PTL, sn.TORCHSCRIPT):
-        src = _from_torchscript(found, input_shape)
-    else:
-        src = _from_checkpoint(found, trust, input_shape)
+    try:
+        if found.kind in (sn.PTL, sn.TORCHSCRIPT):
+            src = _from_torchscript(found, input_shape)
+        else:
+            src = _from_checkpoint(found, trust, input_shape)
+    except InputError:
+        raise
+    except Exception as e:  # a damaged file can fail anywhere inside torch's readers
+        raise InputError(f"cannot read model: {path}: {found.description} that could not be "
+                         f"read ({type(e).__name__}: {str(e).strip().splitlines()[0][:120]}); "
+                         "damaged file?") from None
+    if input_shape is not None and tuple(input_shape) != tuple(src.spec.input_shape):
+        raise InputError(f"cannot convert {path}: --input-shape {tuple(input_shape)} disagrees "
+                         f"with the model's input {tuple(src.spec.input_shape)}")
     if num_classes is not None and src.spec.num_classes != num_classes:
         raise InputError(f"cannot convert {path}: the model has {src.spec.num_classes} classes, "
                          f"--num-classes says {num_classes}")
@@ -108,7 +119,7 @@ def _safe_globals() -> list:
             out += [m.scalar, m._reconstruct]
         except (ImportError, AttributeError):
             continue
-    out += [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]
+    out += [getattr(np.dtypes, n) for n in np.dtypes.__all__]  # every dtype class
     return out
 
 
@@ -146,6 +157,10 @@ def _from_checkpoint(found: sn.Sniffed, trust: bool, input_shape) -> Source:
         raise InputError(f"cannot convert {path}: a torch.save file holding "
                          f"{type(obj).__name__}, not model weights")
     if obj.get("format") == "osdml-checkpoint":
+        if not isinstance(obj.get("spec"), dict) or not isinstance(obj.get("model_state_dict"),
+                                                                   dict):
+            raise InputError(f"cannot convert {path}: an osdml checkpoint without its spec or "
+                             "its weights (damaged or edited file)")
         spec = ModelSpec.from_dict(obj["spec"], source=str(path))
         model = spec.build()
         _load_strict(model, obj["model_state_dict"], path, [])
@@ -177,7 +192,7 @@ def _nntraining2_kwargs(payload: dict, notes: list[str]) -> dict[str, Any]:
             out["sample_rate_hz"] = rate
             notes.append(f"window {out['input_length']} samples from config.modelConfig "
                          f"(sampleFreq {rate:g} x bufferSeconds {seconds:g})")
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         notes.append("config.modelConfig sampleFreq/bufferSeconds unreadable: window 750")
     for key, cfg_key in (("conv_dropout", "convDropout"), ("dense_dropout", "denseDropout")):
         value = payload.get(key, mc.get(cfg_key))
@@ -268,6 +283,9 @@ def _from_state_dict(found: sn.Sniffed, state: dict[str, Any], origin: str,
         arch["input_length"] = input_shape[2] if input_shape else 750
         notes.append(f"window {arch['input_length']} samples "
                      f"({'--input-shape' if input_shape else 'default; no spec in the file'})")
+    if input_shape and input_shape[1] != arch["in_channels"]:
+        raise InputError(f"cannot convert {path}: --input-shape {input_shape} has "
+                         f"{input_shape[1]} channels; the weights take {arch['in_channels']}")
     if input_shape and input_shape[2] != arch["input_length"]:
         raise InputError(f"cannot convert {path}: --input-shape {input_shape} disagrees with the "
                          f"file's window of {arch['input_length']} samples")
@@ -372,7 +390,23 @@ def _from_torchscript(found: sn.Sniffed, input_shape) -> Source:
                      else [f"class {i}" for i in range(n)])
     return Source(path, found.kind, f"{found.description} without a spec", spec, None, exported,
                   notes=["TorchScript graph converted with TS2EPConverter (no spec inside); "
-                         f"input shape {shape}"])
+                         f"input shape {shape}"], weights=dict(scripted.state_dict()))
+
+
+def eager_from_weights(src: Source) -> Source:
+    """The eager model a graph-only source's weights fit (for steps a converted graph does not
+    support, such as int8 quantization), or `src` unchanged when they fit no architecture."""
+    if src.model is not None or not src.weights:
+        return src
+    found = sn.Sniffed(src.path, src.kind, 0)
+    try:
+        rebuilt = _from_state_dict(found, src.weights, src.origin,
+                                   {"input_length": src.spec.window_samples}, None, [])
+    except InputError:
+        return src
+    rebuilt.notes = [*src.notes, "eager DeepEpiCnn rebuilt from the TorchScript weights "
+                     "(" + rebuilt.notes[0] + ")"]
+    return rebuilt
 
 
 def check_eval_graph(exported, path: Path) -> None:
@@ -407,3 +441,6 @@ def _check_input(src: Source) -> None:
         raise InputError(f"cannot convert {src.path}: the model returns "
                          f"{getattr(out, 'shape', type(out).__name__)} for {shape}; osdml "
                          "expects logits of shape (1, classes)")
+    if not torch.isfinite(out).all():
+        raise InputError(f"cannot convert {src.path}: the model's outputs are not finite "
+                         "(NaN or infinite weights?)")

@@ -56,11 +56,13 @@ def artefact_logits(fmt: str, path: str | Path, windows: np.ndarray) -> np.ndarr
     InputError
         If the artefact cannot be loaded, or a window does not fit its input.
     """
-    if fmt == "pt":
-        from osdml.export.checkpoint import load_pt
+    if fmt == "pt":  # any checkpoint or TorchScript file, loaded as the converter loads it
+        from osdml.export.source import load_source
 
-        model, _, _ = load_pt(path)
-        return np.concatenate([eager_logits(model, windows[i:i + 1]) for i in range(len(windows))])
+        model = load_source(path).module()
+        with torch.no_grad():
+            return np.concatenate([model(torch.from_numpy(windows[i:i + 1].copy())).numpy()
+                                   for i in range(len(windows))])
     if fmt == "ptl":
         from osdml.export.ptl import load_ptl
 
