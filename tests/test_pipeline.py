@@ -104,7 +104,7 @@ def test_a_previous_run_is_not_mixed_with_a_new_one(synth_dir, tmp_path, capsys)
     assert main([*args, "--config", str(only_pt), "--replace"]) == 0
     assert (run_dir / "model.pt").exists() and not (run_dir / "model.ptl").exists()
     saved = load_config(run_dir / "config.toml")
-    assert saved.data.files == [str(synth_dir / n) for n in sorted(
+    assert saved.data.files == [str((synth_dir / n).resolve()) for n in sorted(
         p.name for p in synth_dir.iterdir() if not p.name.startswith("."))]
 
 

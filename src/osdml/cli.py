@@ -578,18 +578,35 @@ def validate(
     models: Annotated[list[Path], typer.Argument(help="Exported files (.pte, .ptl, .pt, "
                                                  ".bpte).", show_default=False)],
     reference: Annotated[Path | None, typer.Option(
-        help="The model they were made from (not needed for .bpte bundles).")] = None,
+        help="The model they were made from (default: model.pt beside the first file; not "
+        "needed for .bpte bundles).")] = None,
     data: Annotated[list[Path] | None, typer.Option(
-        help="OSDB files: the real windows to compare on (repeat the option).")] = None,
+        help="OSDB files: the real windows to compare on (default: the held-out test windows "
+        "of the reference's run folder).")] = None,
+    windows: Annotated[int, typer.Option(min=1, help="Real windows to use at most.")] = 512,
+    random: Annotated[int, typer.Option(
+        min=0, help="Random windows added to the real ones (never instead of them).")] = 0,
     atol: Annotated[float | None, typer.Option(
-        min=0.0, help="Largest logit difference allowed (default: 1e-4, or the tolerance a "
-        ".bpte carries).")] = None,
+        min=0.0, help="fp32: largest logit difference allowed (default 1e-4; a .bpte carries "
+        "its own).")] = None,
+    int8_min_agreement: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="int8: share of decisions that must agree.")] = 0.95,
+    int8_min_sqnr: Annotated[float, typer.Option(
+        help="int8: lowest signal-to-quantization-noise ratio of the logits, dB.")] = 15.0,
     json_out: JsonOpt = False,
 ) -> None:
-    """Check exported files in their own runtime: a .bpte against its bundled outputs, others
-    against --reference on real windows from --data. Exit 1 if one is out of tolerance."""
+    """Check exported files in their own runtime against the model they came from.
+
+    Each file runs in its runtime (eager torch, lite interpreter, ExecuTorch) on real windows;
+    fp32 must match within 1e-4 with every decision the same, int8 by decision agreement,
+    kept positives and SQNR. A .bpte is checked against its bundled outputs. Exit 1 names the
+    file that is out of tolerance and by how much."""
+    from osdml.export.validate import Tolerance
+
+    tol = Tolerance(fp32_atol=1e-4 if atol is None else atol,
+                    int8_min_agreement=int8_min_agreement, int8_min_sqnr_db=int8_min_sqnr)
     with _quiet_libraries():
-        results = _validate(models, reference, data, atol)
+        results = _validate(models, reference, data, windows, random, atol, tol)
     failed = [r for r in results if not r["passed"]]
     if json_out:
         _print_json(results)
@@ -604,44 +621,140 @@ def validate(
 
 
 def _validate(models: list[Path], reference: Path | None, data: list[Path] | None,
-              atol: float | None) -> list[dict]:
+              n_windows: int, n_random: int, atol: float | None, tol) -> list[dict]:
     import numpy as np
 
     from osdml.errors import InputError
     from osdml.export import sniff as sn
+    from osdml.export.bundle import verify_bpte
+    from osdml.export.validate import run_folder_windows, validate_artefacts
 
-    results = []
-    need_reference = []
+    results, others = [], []
     for path in models:
         kind = sn.sniff(path).kind
         if kind == sn.BPTE:
-            from osdml.export.bundle import verify_bpte
-
             c = verify_bpte(path, atol=atol)
             results.append({"path": str(path), "kind": kind, "passed": c.passed,
-                            "summary": f"{c.cases} bundled cases, {c.failed} failed"
-                                       + (f" ({c.first_failure})" if c.first_failure else "")})
+                            "summary": f"{c.cases} bundled cases, {c.failed} failed (atol "
+                                       f"{c.atol:g})"
+                                       + (f": {c.first_failure}" if c.first_failure else "")})
         else:
-            need_reference.append((path, {sn.PTE: "pte", sn.PTL: "ptl"}.get(kind, "pt")))
-    if need_reference:
-        if reference is None or not data:
-            raise InputError("validating .pte / .ptl / .pt files needs --reference MODEL and "
-                             "--data OSDB files (a .bpte carries its own)")
-        from osdml.export.quantize import real_windows
-        from osdml.export.source import load_source
-        from osdml.export.validate import validate_artefacts
+            others.append((path, {sn.PTE: "pte", sn.PTL: "ptl"}.get(kind, "pt")))
+    if not others:
+        return results
+    reference = reference or _default_reference(others[0][0])
+    from osdml.export.source import load_source
 
-        src = load_source(reference)
-        windows = real_windows(data, src.spec, n_calibration=2, n_held_out=512)
-        x = np.concatenate([windows.calibration, windows.held_out])
-        for path, fmt in need_reference:
-            (check,) = validate_artefacts(src.module(), {fmt: path}, x,
-                                          atol=1e-4 if atol is None else atol)
-            results.append({"path": str(path), "kind": fmt, "passed": check.passed,
-                            "summary": check.error or (
-                                f"max |logit diff| {check.max_abs_logit_diff:.1e}, decisions "
-                                f"agree {check.decision_agreement:.1%} on {len(x)} windows")})
+    src = load_source(reference)
+    spec = src.spec
+    if data:
+        from osdml.export.quantize import real_windows
+
+        w = real_windows(data, spec, n_calibration=2, n_held_out=n_windows)
+        x = np.concatenate([w.calibration, w.held_out])
+        source = f"{len(x)} real windows from {w.source.split(' windows from ')[-1]}"
+    else:
+        found = run_folder_windows(Path(reference).parent, spec.window_samples,
+                                   spec.hop_samples, n_windows)
+        if found is None:
+            raise InputError(f"no real windows to validate on: {reference} is not in an osdml "
+                             "run folder; pass --data OSDB files")
+        x, source = found
+    if n_random:
+        rng = np.random.default_rng(0)
+        noise = 1.0 + 0.5 * rng.standard_normal((n_random, *x.shape[1:]))
+        x = np.concatenate([x, noise.astype(np.float32)])
+        source += f" + {n_random} random windows"
+    checks = [validate_artefacts(src.module(), {fmt: p}, x, threshold=spec.threshold,
+                                 tolerance=tol, raise_input_errors=True)[0]
+              for p, fmt in others]
+    for c in checks:
+        detail = c.error or (
+            f"max |logit diff| {c.max_abs_logit_diff:.1e}, max p diff {c.max_prob_diff:.3g}, "
+            f"decisions agree {c.decision_agreement:.1%}"
+            + (f", SQNR {c.sqnr_db:.1f} dB" if c.quantization and c.sqnr_db else "")
+            + f" on {source}" + (f": {c.failure}" if c.failure else ""))
+        results.append({"path": c.path, "kind": c.format + (f" {c.quantization}"
+                                                            if c.quantization else ""),
+                        "passed": c.passed, "summary": detail, **c.to_dict()})
     return results
+
+
+def _default_reference(model: Path) -> Path:
+    from osdml.errors import InputError
+
+    candidate = model.parent / "model.pt"
+    if candidate.is_file() and candidate.resolve() != model.resolve():
+        return candidate
+    raise InputError(f"no --reference given and no model.pt beside {model}; pass --reference "
+                     "MODEL")
+
+
+@app.command()
+def bench(
+    files: Annotated[list[Path], typer.Argument(help="Model files (.pt, .ptl, .pte, .bpte).",
+                                                show_default=False)],
+    runs: Annotated[int, typer.Option(min=1, help="Timed inferences per file.")] = 200,
+    threads: Annotated[int, typer.Option(min=1, help="Threads for every runtime.")] = 1,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed runs before timing.")] = 10,
+    profile: Annotated[bool, typer.Option(
+        help="Per-operator times from an ExecuTorch ETDump (.pte).")] = False,
+    json_out: JsonOpt = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print a Markdown table.")
+                        ] = False,
+) -> None:
+    """Measure each file in a fresh process: size, load time, first inference, latency
+    (p50/p95/p99 over --runs of one window), peak memory, and for .pte the share of operators
+    in the XNNPACK delegate."""
+    from osdml.export import sniff as sn
+    from osdml.export.bench import bench_files
+
+    for f in files:
+        sn.sniff(f)  # bad input: one line before any process starts
+    results = bench_files(files, runs=runs, threads=threads, warmup=warmup, profile=profile)
+    if json_out:
+        _print_json(results)
+    else:
+        _render_bench(results, markdown)
+    errors = [r for r in results if "error" in r]
+    if errors:
+        from osdml.errors import InputError
+
+        raise InputError("; ".join(f"{r['file']}: {r['error']}" for r in errors))
+
+
+def _render_bench(results: list[dict], markdown: bool) -> None:
+    cols = ["file", "format", "KiB", "load ms", "first ms", "p50 ms", "p95 ms", "p99 ms",
+            "peak RSS MB", "model RSS MB", "XNNPACK share"]
+    rows = []
+    for r in results:
+        if "error" in r:
+            rows.append([r["file"], "error: " + r["error"]] + ["-"] * (len(cols) - 2))
+            continue
+        share = r.get("delegated_share")
+        rows.append([Path(r["file"]).name, r["format"], f"{r['size_bytes'] / 1024:,.0f}",
+                     f"{r['load_ms']:.2f}", f"{r['first_ms']:.2f}", f"{r['p50_ms']:.3f}",
+                     f"{r['p95_ms']:.3f}", f"{r['p99_ms']:.3f}", f"{r['peak_rss_mb']:.0f}",
+                     f"{r['peak_rss_mb'] - r['import_rss_mb']:.1f}",
+                     "-" if share is None else f"{share:.0%}"])
+    if markdown:
+        sys.stdout.write("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n")
+        for row in rows:
+            sys.stdout.write("| " + " | ".join(map(str, row)) + " |\n")
+    else:
+        _console().print(_table(f"Benchmark ({results[0].get('runs', '?')} runs, "
+                                f"{results[0].get('threads', '?')} thread(s), fresh process per "
+                                "file)", cols, rows))
+    for r in results:
+        prof = r.get("profile")
+        if prof:
+            if "error" in prof:
+                _console(stderr=True).print(f"profile of {r['file']}: {prof['error']}")
+            else:
+                _console().print(_table(f"Operators of {r['file']}", ["operator", "calls",
+                                                                       "p50 ms"],
+                                        [[o["operator"], o["calls"], f"{o['p50_ms']:.4f}"]
+                                         for o in prof["operators"]]))
 
 
 # --------------------------------------------------------------------------- entry point

@@ -134,7 +134,7 @@ def train_run(files: Sequence[str | Path], config: RunConfig, out_dir: str | Pat
     _check_parts(train, val, test, window // cfg.data.reader.samples_per_datapoint + 1)
     # the effective configuration: the files and the split actually used
     cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={
-        "files": [str(p) for p in streams.report.files], "split": split_cfg})})
+        "files": [str(Path(p).resolve()) for p in streams.report.files], "split": split_cfg})})
     out.mkdir(parents=True, exist_ok=True)
     with atomic_write(out / "config.toml", "w", encoding="utf-8") as f:
         f.write(cfg.to_toml())

@@ -47,6 +47,7 @@ class ModelSpec(BaseModel):
     positive_class: int = 1
     output: str = "logits: softmax them; p[positive_class] is p(seizure)"
     threshold: float = 0.5
+    quantization: str | None = None  # "int8" for PT2E-quantized programs
     training: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
     versions: dict[str, str] = Field(default_factory=dict)

@@ -15,7 +15,24 @@ from typing import Any
 import numpy as np
 import torch
 
-RUNTIMES = {"pt": "eager torch", "ptl": "lite interpreter", "pte": "ExecuTorch runtime"}
+RUNTIMES = {"pt": "eager torch", "ptl": "lite interpreter", "pte": "ExecuTorch runtime",
+            "bpte": "ExecuTorch runtime"}
+
+
+@dataclass
+class Tolerance:
+    """What an artefact must meet against the eager reference.
+
+    fp32: every logit within ``fp32_atol`` and every decision the same. int8: decisions agree
+    on at least ``int8_min_agreement`` of the windows, at least ``int8_min_positive_kept`` of
+    the windows the reference calls positive stay positive, and the signal-to-quantization-
+    noise ratio of the logits is at least ``int8_min_sqnr_db``.
+    """
+
+    fp32_atol: float = 1e-4
+    int8_min_agreement: float = 0.95
+    int8_min_positive_kept: float = 0.9
+    int8_min_sqnr_db: float = 15.0
 
 
 @dataclass
@@ -33,6 +50,10 @@ class FormatParity:
     atol: float
     passed: bool
     error: str | None = None
+    quantization: str | None = None
+    sqnr_db: float | None = None
+    positive_agreement: float | None = None
+    failure: str | None = None  # what exceeded the tolerance, and by how much
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,10 +91,18 @@ def artefact_logits(fmt: str, path: str | Path, windows: np.ndarray) -> np.ndarr
         with torch.no_grad():
             return np.concatenate([module(torch.from_numpy(windows[i:i + 1].copy())).numpy()
                                    for i in range(len(windows))])
-    if fmt == "pte":
+    if fmt in ("pte", "bpte"):
         from osdml.export.pte import PteRunner
 
-        run = PteRunner(path)
+        if fmt == "bpte":  # the program inside the bundle
+            from executorch.devtools.bundled_program.serialize import (
+                deserialize_from_flatbuffer_to_bundled_program,
+            )
+
+            program = deserialize_from_flatbuffer_to_bundled_program(Path(path).read_bytes())
+            run = PteRunner(program.program, name=str(path))
+        else:
+            run = PteRunner(path)
         return np.concatenate([run(windows[i:i + 1].copy()) for i in range(len(windows))])
     raise ValueError(f"unknown format {fmt!r}")
 
@@ -86,42 +115,153 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 def compare(reference: np.ndarray, logits: np.ndarray, *, threshold: float = 0.5,
             positive_class: int = 1) -> dict[str, float]:
-    """Differences between two logit arrays (n, classes) and their decision agreement."""
-    diff = np.abs(reference.astype(np.float64) - logits.astype(np.float64))
-    rel = diff / np.maximum(np.abs(reference.astype(np.float64)), 1e-6)
-    p_ref = _softmax(reference.astype(np.float64))[:, positive_class]
-    p = _softmax(logits.astype(np.float64))[:, positive_class]
+    """Differences between two logit arrays (n, classes): largest absolute and relative logit
+    difference, largest p(positive) difference, decision agreement, the share of the
+    reference's positive windows kept positive (None without positives), and the
+    signal-to-quantization-noise ratio of the logits in dB (``10 log10(sum ref^2 / sum
+    (ref - logits)^2)``; None when identical)."""
+    ref, got = reference.astype(np.float64), logits.astype(np.float64)
+    diff = np.abs(ref - got)
+    rel = diff / np.maximum(np.abs(ref), 1e-6)
+    p_ref = _softmax(ref)[:, positive_class]
+    p = _softmax(got)[:, positive_class]
+    positives = p_ref >= threshold
+    noise = float((diff ** 2).sum())
     return {"max_abs_logit_diff": float(diff.max()), "max_rel_logit_diff": float(rel.max()),
             "max_prob_diff": float(np.abs(p_ref - p).max()),
-            "decision_agreement": float(np.mean((p_ref >= threshold) == (p >= threshold)))}
+            "decision_agreement": float(np.mean(positives == (p >= threshold))),
+            "positive_agreement": (float(np.mean(p[positives] >= threshold))
+                                   if positives.any() else None),
+            "sqnr_db": (float(10 * np.log10(float((ref ** 2).sum()) / noise)) if noise > 0
+                        else None)}
+
+
+def judge(c: dict[str, Any], quantization: str | None, tol: Tolerance) -> str | None:
+    """None when the comparison `c` meets the tolerance for its kind, else what failed."""
+    if quantization == "int8":
+        if c["decision_agreement"] < tol.int8_min_agreement:
+            return (f"decisions agree on {c['decision_agreement']:.1%} of windows (int8 needs "
+                    f"{tol.int8_min_agreement:.0%})")
+        kept = c.get("positive_agreement")
+        if kept is not None and kept < tol.int8_min_positive_kept:
+            return (f"keeps {kept:.1%} of the reference's positive windows (int8 needs "
+                    f"{tol.int8_min_positive_kept:.0%})")
+        sqnr = c.get("sqnr_db")
+        if sqnr is not None and sqnr < tol.int8_min_sqnr_db:
+            return f"SQNR {sqnr:.1f} dB (int8 needs {tol.int8_min_sqnr_db:g} dB)"
+        return None
+    if c["max_abs_logit_diff"] > tol.fp32_atol:
+        return (f"max logit difference {c['max_abs_logit_diff']:.3g} (fp32 tolerance "
+                f"{tol.fp32_atol:g})")
+    if c["decision_agreement"] < 1.0:
+        return f"decisions agree on {c['decision_agreement']:.1%} of windows (fp32 needs 100%)"
+    return None
+
+
+def artefact_quantization(fmt: str, path: str | Path) -> str | None:
+    """``"int8"`` for quantized programs (their spec says so), else None."""
+    if fmt not in ("pte", "bpte"):
+        return None
+    import json
+
+    sidecar = Path(str(path) + ".json")
+    try:
+        return json.loads(sidecar.read_text()).get("quantization")
+    except (OSError, ValueError, AttributeError):
+        pass
+    from osdml.export.pte import PteRunner
+
+    try:
+        return json.loads(PteRunner(path).constant("spec_json")).get("quantization")
+    except Exception:  # no spec inside: treat as fp32 (the stricter tolerance)
+        return None
 
 
 def validate_artefacts(model: torch.nn.Module, artefacts: dict[str, Path], windows: np.ndarray, *,
                        threshold: float = 0.5, atol: float = 1e-4, positive_class: int = 1,
-                       logits_out: dict[str, np.ndarray] | None = None) -> list[FormatParity]:
+                       logits_out: dict[str, np.ndarray] | None = None,
+                       tolerance: Tolerance | None = None,
+                       raise_input_errors: bool = False) -> list[FormatParity]:
     """Check every artefact against the eager `model` on `windows` (n, 1, L) float32.
 
-    An artefact passes when its largest absolute logit difference is within `atol` and every
-    decision agrees. A runtime failure is recorded as a failed check with its error, never
-    raised, so one broken artefact does not hide the others' results. When `logits_out` is
-    given, each artefact's logits (n, classes) are stored in it under its format, and the
-    eager model's under ``"eager"``.
+    Each artefact is judged by the tolerance of its kind (``Tolerance``; `atol` sets the fp32
+    one): fp32 within `atol` on every logit with every decision the same; int8 (its spec says
+    so) by decision agreement, kept positives and SQNR. A runtime failure is recorded as a
+    failed check with its error, so one broken artefact does not hide the others' results,
+    unless `raise_input_errors` (then an ``InputError``, such as a window shape the program
+    does not take, is raised). When `logits_out` is given, each artefact's logits are stored
+    in it under its format, and the eager model's under ``"eager"``.
     """
+    from osdml.errors import InputError
+
+    tol = tolerance or Tolerance(fp32_atol=atol)
     reference = eager_logits(model, windows)
     if logits_out is not None:
         logits_out["eager"] = reference
     results = []
     for fmt, path in artefacts.items():
+        runtime = RUNTIMES.get(fmt, fmt)
         try:
+            quant = artefact_quantization(fmt, path)
             got = artefact_logits(fmt, path, windows)
             if logits_out is not None:
                 logits_out[fmt] = got
             c = compare(reference, got, threshold=threshold, positive_class=positive_class)
-            passed = c["max_abs_logit_diff"] <= atol and c["decision_agreement"] == 1.0
-            results.append(FormatParity(fmt, str(path), RUNTIMES[fmt], len(windows), **c,
-                                        atol=atol, passed=passed))
-        except Exception as e:  # reported per artefact
-            results.append(FormatParity(fmt, str(path), RUNTIMES[fmt], len(windows), None, None,
-                                        None, None, atol, False,
-                                        f"{type(e).__name__}: {str(e).splitlines()[0]}"))
+            failure = judge(c, quant, tol)
+            results.append(FormatParity(fmt, str(path), runtime, len(windows), **c,
+                                        atol=tol.fp32_atol, passed=failure is None,
+                                        quantization=quant, failure=failure))
+        except InputError:
+            if raise_input_errors:
+                raise
+            results.append(_broken(fmt, path, runtime, windows, tol))
+        except Exception:  # reported per artefact
+            results.append(_broken(fmt, path, runtime, windows, tol))
     return results
+
+
+def _broken(fmt, path, runtime, windows, tol) -> FormatParity:
+    import sys
+
+    e = sys.exc_info()[1]
+    return FormatParity(fmt, str(path), runtime, len(windows), None, None, None, None,
+                        tol.fp32_atol, False, f"{type(e).__name__}: {str(e).splitlines()[0]}")
+
+
+def run_folder_windows(run_dir: Path, window_samples: int, hop_samples: int,
+                       n: int) -> tuple[np.ndarray, str] | None:
+    """Up to `n` windows of the test part recorded in an osdml run folder (``config.toml``
+    names the data files, ``split.json`` the test events), or None when `run_dir` is not a run
+    folder.
+
+    Raises
+    ------
+    InputError
+        If the run folder's data files cannot be read any more, or its test events are gone.
+    """
+    from osdml.config import load_config
+    from osdml.data.cache import load_streams
+    from osdml.data.filters import select_events
+    from osdml.data.split import read_manifest
+    from osdml.data.windows import make_windows
+    from osdml.errors import InputError
+
+    if not ((run_dir / "config.toml").is_file() and (run_dir / "split.json").is_file()):
+        return None
+    cfg = load_config(run_dir / "config.toml")
+    if not cfg.data.files:
+        return None
+    streams = load_streams(cfg.data.files, cfg.data.reader)
+    (split, *_) = read_manifest(run_dir / "split.json", streams)
+    selection = select_events(streams, cfg.data.selection)
+    try:
+        labels = selection.labels_for(split.test)
+    except KeyError:
+        raise InputError(f"{run_dir}: the test events of split.json are no longer selected by "
+                         "its config.toml") from None
+    w = make_windows(streams, split.test, labels, window_samples, hop_samples)
+    if not len(w):
+        return None
+    take = np.unique(np.linspace(0, len(w) - 1, min(n, len(w))).round().astype(int))
+    return w.batch(take), (f"{len(take)} held-out test windows of the run in {run_dir} "
+                           f"({len(split.test)} events)")
