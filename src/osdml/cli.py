@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from osdml import __version__
-from osdml.errors import OsdmlError
+from osdml.errors import InputError, OsdmlError
 
 app = typer.Typer(
     help="Train seizure-detection CNNs on Open Seizure Database (OSDB) events and ship them to "
@@ -115,8 +115,6 @@ def _load_streams(files: list[Path], cfg, no_cache: bool, cache_dir: Path | None
 
 def _out_path(value: str, option: str = "--out") -> Path:
     """An output path option as a Path; an empty one is an error, not the current folder."""
-    from osdml.errors import InputError
-
     if not value.strip():
         raise InputError(f"{option} is empty; give the folder to write into")
     return Path(value)
@@ -142,7 +140,6 @@ def synth(
     Plausible wrist-accelerometer events (tonic-clonic seizures, look-alike false alarms,
     daily activity) in the format of real OSDB files: 25 Hz, milli-g, one file per kind."""
     from osdml.data.synthetic import SynthSpec, write_synthetic
-    from osdml.errors import InputError
 
     out = _out_path(out)
     if fmt not in ("json", "ndjson"):
@@ -325,7 +322,6 @@ def train(
     held-out windows, and the command exits 1 if one is out of tolerance. See README "Run
     folder" for what is written."""
     from osdml.config import load_config
-    from osdml.errors import InputError
 
     cfg = load_config(config, {"train": {"max_epochs": epochs, "seed": seed}})
     files = list(data or cfg.data.files)
@@ -416,8 +412,6 @@ def demo(
 
 
 def _shape(value: str | None) -> tuple[int, int, int] | None:
-    from osdml.errors import InputError
-
     if value is None:
         return None
     try:
@@ -473,6 +467,8 @@ def convert(
                           trust=trust, force=force)
     opts.check()
     found = find_inputs(inputs, recursive)
+    if to in ("pte", "bpte"):
+        _require_executorch()
     with _quiet_libraries():
         results = _run_conversions(found, opts, out, to, quantize, workers)
     if json_out:
@@ -538,6 +534,8 @@ def inspect(
     shapes, size, and for a .pte which operators run in the XNNPACK delegate."""
     from osdml.export.inspect import describe
 
+    _require_executorch([file])
+
     with _quiet_libraries():
         info = describe(file)
     if json_out:
@@ -593,6 +591,9 @@ def validate(
         min=0.0, max=1.0, help="int8: share of decisions that must agree.")] = 0.95,
     int8_min_sqnr: Annotated[float, typer.Option(
         help="int8: lowest signal-to-quantization-noise ratio of the logits, dB.")] = 15.0,
+    hold_to: Annotated[str, typer.Option(
+        help="auto: each file by its kind (int8 files by the int8 tolerance); fp32: every "
+        "file by the fp32 tolerance.")] = "auto",
     json_out: JsonOpt = False,
 ) -> None:
     """Check exported files in their own runtime against the model they came from.
@@ -603,7 +604,10 @@ def validate(
     file that is out of tolerance and by how much."""
     from osdml.export.validate import Tolerance
 
-    tol = Tolerance(fp32_atol=1e-4 if atol is None else atol,
+    if hold_to not in ("auto", "fp32"):
+        raise InputError(f"--hold-to {hold_to!r}: choose auto or fp32")
+    _require_executorch(models)
+    tol = Tolerance(fp32_atol=1e-4 if atol is None else atol, hold_to=hold_to,
                     int8_min_agreement=int8_min_agreement, int8_min_sqnr_db=int8_min_sqnr)
     with _quiet_libraries():
         results = _validate(models, reference, data, windows, random, atol, tol)
@@ -617,14 +621,14 @@ def validate(
     if failed:
         from osdml.errors import CheckFailed
 
-        raise CheckFailed("; ".join(f"{r['path']}: {r['summary']}" for r in failed))
+        raise CheckFailed("; ".join(f"{r['path']}: {r.get('failure') or r['summary']}"
+                                    for r in failed))
 
 
 def _validate(models: list[Path], reference: Path | None, data: list[Path] | None,
               n_windows: int, n_random: int, atol: float | None, tol) -> list[dict]:
     import numpy as np
 
-    from osdml.errors import InputError
     from osdml.export import sniff as sn
     from osdml.export.bundle import verify_bpte
     from osdml.export.validate import run_folder_windows, validate_artefacts
@@ -681,8 +685,6 @@ def _validate(models: list[Path], reference: Path | None, data: list[Path] | Non
 
 
 def _default_reference(model: Path) -> Path:
-    from osdml.errors import InputError
-
     candidate = model.parent / "model.pt"
     if candidate.is_file() and candidate.resolve() != model.resolve():
         return candidate
@@ -711,6 +713,7 @@ def bench(
 
     for f in files:
         sn.sniff(f)  # bad input: one line before any process starts
+    _require_executorch(files)
     results = bench_files(files, runs=runs, threads=threads, warmup=warmup, profile=profile)
     if json_out:
         _print_json(results)
@@ -718,9 +721,49 @@ def bench(
         _render_bench(results, markdown)
     errors = [r for r in results if "error" in r]
     if errors:
-        from osdml.errors import InputError
-
         raise InputError("; ".join(f"{r['file']}: {r['error']}" for r in errors))
+
+
+def _require_executorch(files: list[Path] | None = None) -> None:
+    """Name a torch/ExecuTorch mismatch in one line before anything imports ExecuTorch;
+    with `files`, only when one of them is an ExecuTorch program."""
+    if files is not None:
+        from osdml.export import sniff as sn
+
+        if not any(sn.sniff(f).kind in (sn.PTE, sn.BPTE) for f in files):
+            return
+    from osdml.doctor import require_executorch
+
+    require_executorch()
+
+
+@app.command()
+def doctor(
+    out: Annotated[Path, typer.Option(
+        "--out", help="The output folder to check for writing.")] = Path("outputs"),
+    json_out: JsonOpt = False,
+) -> None:
+    """Check the installation: Python, torch, ExecuTorch, torchao and Lightning against the
+    supported matrix, XNNPACK in the ExecuTorch runtime (with an export-and-run round trip),
+    torch's own XNNPACK, the lite interpreter, and a writable output folder. One line each:
+    ok, warn or fail with the fix. Exit 1 when any check fails."""
+    from osdml.doctor import FAIL, run_checks
+
+    with _quiet_libraries():
+        checks = run_checks(out)
+    if json_out:
+        _print_json([c.to_dict() for c in checks])
+    else:
+        width = max(len(c.name) for c in checks)
+        for c in checks:
+            sys.stdout.write(f"{c.status:<4}  {c.name:<{width}}  {c.detail}\n")
+            if c.fix:
+                sys.stdout.write(f"      {'':<{width}}  fix: {c.fix}\n")
+    failed = [c.name for c in checks if c.status == FAIL]
+    if failed:
+        from osdml.errors import CheckFailed
+
+        raise CheckFailed(f"doctor: {len(failed)} check(s) failed: {', '.join(failed)}")
 
 
 def _render_bench(results: list[dict], markdown: bool) -> None:

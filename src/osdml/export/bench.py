@@ -70,8 +70,8 @@ def measure(path: Path, runs: int, threads: int, warmup: int, profile: bool) -> 
     import torch
 
     torch.set_num_threads(threads)
-    result: dict[str, Any] = {"file": str(path), "size_bytes": path.stat().st_size,
-                              "runs": runs, "threads": threads}
+    result: dict[str, Any] = dict.fromkeys(FIELDS)  # every field, null where it does not apply
+    result.update(file=str(path), size_bytes=path.stat().st_size, runs=runs, threads=threads)
     if kind in (sn.PTE, sn.BPTE):
         run, load_ms, info = _load_pte(path, kind, threads, profile)
     elif kind == sn.PTL:

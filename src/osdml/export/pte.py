@@ -38,6 +38,11 @@ _SCALAR_TYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "
 
 def executorch_status() -> str | None:
     """None when ExecuTorch can export and run programs here, else why not (one line)."""
+    from osdml.doctor import stack_problem
+
+    problem = stack_problem()  # a torch/ExecuTorch mismatch, named before any import
+    if problem:
+        return problem
     try:
         with quiet_torch_logs():
             import executorch.exir  # noqa: F401

@@ -26,13 +26,19 @@ class Tolerance:
     fp32: every logit within ``fp32_atol`` and every decision the same. int8: decisions agree
     on at least ``int8_min_agreement`` of the windows, at least ``int8_min_positive_kept`` of
     the windows the reference calls positive stay positive, and the signal-to-quantization-
-    noise ratio of the logits is at least ``int8_min_sqnr_db``.
+    noise ratio of the logits is at least ``int8_min_sqnr_db``. ``hold_to`` picks the kind:
+    ``"auto"`` (each file's own, from its spec), or ``"fp32"`` / ``"int8"`` for every file.
     """
 
     fp32_atol: float = 1e-4
     int8_min_agreement: float = 0.95
     int8_min_positive_kept: float = 0.9
     int8_min_sqnr_db: float = 15.0
+    hold_to: str = "auto"
+
+    def kind(self, quantization: str | None) -> str | None:
+        """The tolerance kind a file of this `quantization` is judged by (None = fp32)."""
+        return {"auto": quantization, "fp32": None}.get(self.hold_to, self.hold_to)
 
 
 @dataclass
@@ -207,7 +213,7 @@ def validate_artefacts(model: torch.nn.Module, artefacts: dict[str, Path], windo
             if logits_out is not None:
                 logits_out[fmt] = got
             c = compare(reference, got, threshold=threshold, positive_class=positive_class)
-            failure = judge(c, quant, tol)
+            failure = judge(c, tol.kind(quant), tol)
             results.append(FormatParity(fmt, str(path), runtime, len(windows), **c,
                                         atol=tol.fp32_atol, passed=failure is None,
                                         quantization=quant, failure=failure))
