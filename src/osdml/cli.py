@@ -78,12 +78,13 @@ def _console(stderr: bool = False):
     return console
 
 
-def _table(title: str, columns: list[str], rows: list[list[Any]]):
+def _table(title: str, columns: list[str], rows: list[list[Any]], no_wrap: int = 0):
+    """A table; its first `no_wrap` columns are never wrapped."""
     from rich.table import Table
 
     t = Table(title=title, title_justify="left", title_style="bold")
     for i, c in enumerate(columns):
-        t.add_column(c, justify="left" if i == 0 else "right")
+        t.add_column(c, justify="left" if i == 0 else "right", no_wrap=i < no_wrap)
     for r in rows:
         t.add_row(*[f"{v:,.2f}" if isinstance(v, float) else
                     f"{v:,}" if isinstance(v, int) else str(v) for v in r])
@@ -768,7 +769,7 @@ def doctor(
 
 def _render_bench(results: list[dict], markdown: bool) -> None:
     cols = ["file", "format", "KiB", "load ms", "first ms", "p50 ms", "p95 ms", "p99 ms",
-            "peak RSS MB", "model RSS MB", "XNNPACK share"]
+            "peak MB", "model MB", "XNNPACK"]
     rows = []
     for r in results:
         if "error" in r:
@@ -787,7 +788,10 @@ def _render_bench(results: list[dict], markdown: bool) -> None:
     else:
         _console().print(_table(f"Benchmark ({results[0].get('runs', '?')} runs, "
                                 f"{results[0].get('threads', '?')} thread(s), fresh process per "
-                                "file)", cols, rows))
+                                "file)", cols, rows, no_wrap=2))
+        _console().print("peak MB: the process's peak resident memory (the Python runtime "
+                         "included); model MB: what loading and running the file added. "
+                         "XNNPACK: share of operators in the delegate.")
     for r in results:
         prof = r.get("profile")
         if prof:

@@ -61,3 +61,13 @@ def test_bad_arguments():
     with pytest.raises(KeyError, match="known models: deep_epi_cnn"):
         create_model("resnet50")
     assert create_model("deep_epi_cnn", dense_dropout=None).dropout1.p == 0.025  # None: default
+
+
+@pytest.mark.parametrize("length, classes", [(750, 2), (500, 3)])
+def test_the_analytic_mac_count_matches_torchs_flop_counter(length, classes):
+    from osdml.models.cost import multiply_accumulates as counted
+
+    model = create_model("deep_epi_cnn", input_length=length, num_classes=classes)
+    assert multiply_accumulates(length, classes) == counted(model, (1, 1, length))
+    assert multiply_accumulates(750) == 26_105_664  # 52.2 MFLOP per window
+    assert model.training  # counting leaves the model as it was

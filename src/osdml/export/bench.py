@@ -56,7 +56,21 @@ def bench_files(paths: list[Path], *, runs: int = 200, threads: int = 1, warmup:
 # --------------------------------------------------------------------------- in the child
 
 def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident memory of this process so far, MB.
+
+    Linux: ``VmHWM`` of /proc/self/status, the high-water mark of this process's own address
+    space. Not ``ru_maxrss``: Linux carries it across ``execve``, so a child started by a big
+    parent would report the parent's peak. Elsewhere ``ru_maxrss`` (bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 def measure(path: Path, runs: int, threads: int, warmup: int, profile: bool) -> dict[str, Any]:
