@@ -412,6 +412,185 @@ def demo(
                       title="Demo: DeepEpiCnn on synthetic OSDB data (test part)", replace=True)
 
 
+@app.command()
+def run(
+    config: ConfigOpt = None,
+    resume: Annotated[Path | None, typer.Option(
+        "--resume", help="A run folder (run-NNN) to continue: complete folds are kept, an "
+        "interrupted one is restarted.")] = None,
+    out: Annotated[str, typer.Option("--out", "-o", help="Folder under which the numbered run "
+                                     "folder is created.")] = "outputs/runs",
+    data: Annotated[list[Path] | None, typer.Option(
+        "--data", "-d", help="OSDB files or folders (default: data.files of the "
+        "configuration).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    json_out: JsonOpt = False,
+    no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    """Cross-validate: k-fold or nested k-fold over events, best fold chosen on validation.
+
+    data.split.method (kfold / nested), n_folds, n_inner_folds and group_by_user set the
+    folds. Each fold trains with checkpoint choice on its validation part, is tested on its
+    test part and exports .pt / .ptl / .pte; the best fold (evaluate.best_fold, validation
+    numbers only) is copied to RUN/best/. Writes summary.json, report.md and report.html with
+    mean and standard deviation over folds. Interrupted? Run again with --resume RUN."""
+    from osdml.config import load_config
+    from osdml.crossval import run_crossval
+
+    if config is None and resume is None:
+        raise InputError("osdml run needs --config CFG (or --resume RUN)")
+    cfg = load_config(config) if config is not None else None
+    console = _console(stderr=True)
+    show = not quiet and not json_out and console.is_terminal
+    say = None if json_out or quiet else (lambda line: console.print(line, highlight=False))
+    with _quiet_libraries():
+        result = run_crossval(cfg, _out_path(out), resume=resume, files=data, progress=show,
+                              cache=not no_cache, cache_dir=cache_dir, say=say)
+    if json_out:
+        _print_json(result.summary)
+    else:
+        _render_crossval(result)
+    if result.failures:
+        from osdml.errors import CheckFailed
+
+        raise CheckFailed(f"artefacts out of tolerance in {result.run_dir}: "
+                          + "; ".join(result.failures))
+
+
+def _render_crossval(result) -> None:
+    from osdml.evaluate.runreport import FOLD_COLUMNS, FOLD_KEYS
+
+    s = result.summary
+    con = _console()
+    rows = [[n + (" (best)" if n == result.best else "")]
+            + [_fmt_any(s["folds"][n].get(k)) for k in FOLD_KEYS] for n in s["splits"]]
+    con.print(_table(f"Cross-validation {result.run_dir}", FOLD_COLUMNS, rows, no_wrap=1))
+    st = result.stats
+    con.print(_table("Mean ± standard deviation over folds", ["metric", "mean", "std", "folds"],
+                     [[k, _fmt_any(v["mean"]), _fmt_any(v["std"]), str(v["n"])]
+                      for k, v in st.items() if v["n"]]))
+    con.print(f"best fold {result.best}: {result.reason}")
+    if result.skipped:
+        con.print(f"resumed: {', '.join(result.skipped)} were complete and kept")
+    con.print(f"written: {result.run_dir / 'best'}, {result.run_dir / 'summary.json'}, "
+              f"{result.run_dir / 'report.html'}")
+
+
+def _fmt_any(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return str(v)
+    return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+
+
+@app.command()
+def replay(
+    model: Annotated[list[Path], typer.Option(
+        "--model", "-m", help="Model file (.pt, .ptl, .pte, .bpte); repeat to replay several "
+        "formats of one model and compare their alarm histories.", show_default=False)],
+    data: Annotated[list[Path], typer.Option(
+        "--data", "-d", help="OSDB files or folders (repeat the option).", show_default=False)],
+    threshold: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="Decision threshold on p(seizure) (default: the model's).")
+    ] = None,
+    out: Annotated[str, typer.Option("--out", "-o", help="Folder to write replay.csv, "
+                                     "replay.json and the reports into.")] = "outputs/replay",
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+    no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    """Feed each event's datapoints through a model exactly as the app does.
+
+    A 750-sample buffer filled 125 samples (one 5 s datapoint) at a time, one inference per
+    datapoint once it is full, the app's WARNING / ALARM counters reset per event. Writes
+    replay.csv (one row per event: alarm and warning reached, seconds from seizure start to
+    alarm, max p, state history), replay.json and report.md / report.html; the OpenSeizure-
+    Detector algorithm's recorded alarms are reported beside the model. With several --model
+    files, exits 1 if their alarm histories differ."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress
+
+    from osdml.config import load_config
+    from osdml.data.filters import select_events
+    from osdml.evaluate.replay import compare_histories, write_replay
+    from osdml.evaluate.replay import replay as run_replay
+
+    cfg = load_config(config)
+    out_dir = _out_path(out)
+    for m in model:
+        if not m.is_file():
+            raise InputError(f"{m}: no such model file")
+    streams = _load_streams(data, cfg, no_cache, cache_dir)
+    selection = select_events(streams, cfg.data.selection)
+    if not len(selection):
+        raise InputError(f"no events to replay in {', '.join(map(str, data))} (of "
+                         f"{streams.n_events} events read, none has a type the label map "
+                         "knows; see `osdml data summary`)")
+    console = _console(stderr=True)
+    results, written = [], {}
+    with _quiet_libraries(), Progress("replay", BarColumn(), MofNCompleteColumn(),
+                                      console=console, transient=True,
+                                      disable=json_out or not console.is_terminal) as bar:
+        for m in model:
+            task = bar.add_task(m.name, total=len(selection))
+            r = run_replay(m, streams, selection.indices, selection.labels, threshold=threshold,
+                           progress=lambda n, t=task: bar.update(t, completed=n))
+            where = out_dir if len(model) == 1 else out_dir / _replay_name(m, model)
+            written[str(m)] = write_replay(r, where, streams, cfg.evaluate.timelines)
+            results.append(r)
+    differ = compare_histories(results)
+    if len(results) > 1:
+        from osdml.fileio import write_json
+
+        write_json(out_dir / "parity.json", {"models": [str(m) for m in model],
+                                             "identical": not differ, "differences": differ})
+    if json_out:
+        _print_json({"replays": [r.summary for r in results],
+                     "identical_alarm_histories": None if len(results) < 2 else not differ,
+                     "differences": differ})
+    else:
+        _render_replays(results, written, differ)
+    if differ:
+        from osdml.errors import CheckFailed
+
+        raise CheckFailed(f"alarm histories differ between {', '.join(map(str, model))} on "
+                          f"{_n(len(differ), 'event')} (first: {differ[0]['id']}); see "
+                          f"{out_dir / 'parity.json'}")
+
+
+def _replay_name(m: Path, models: list[Path]) -> str:
+    names = [x.name for x in models]
+    return m.name if names.count(m.name) == 1 else f"{m.parent.name}-{m.name}"
+
+
+def _render_replays(results, written, differ) -> None:
+    con = _console()
+    rows = []
+    for r in results:
+        m, o = r.summary["events"]["model"], r.summary["events"]["osd"]
+        rows.append([str(r.model), r.runtime, f"{r.threshold:g}", str(r.summary["n_events"]),
+                     f"{m['detected']}/{m['seizure_events']}", _fmt_any(m["sensitivity"]),
+                     _fmt_any(m["far_24h"]), _fmt_any(m["latency_median_s"]),
+                     _fmt_any(o["sensitivity"]), _fmt_any(o["far_24h"])])
+    con.print(_table("Replay (the app's buffer and alarm rule)",
+                     ["model", "runtime", "threshold", "events", "seizures alarmed",
+                      "sensitivity", "FAR/24h", "median latency s", "OSD sens.",
+                      "OSD FAR/24h"], rows, no_wrap=1))
+    for r in results:
+        if r.skipped:
+            con.print(f"{r.model}: " + ", ".join(f"{v} events {k}" for k, v in
+                                                  r.skipped.items()))
+    if len(results) > 1:
+        con.print("identical alarm histories across " + ", ".join(r.format for r in results)
+                  if not differ else f"alarm histories DIFFER on {_n(len(differ), 'event')}")
+    for m, paths in written.items():
+        con.print(f"{m}: wrote {paths['csv']}, {paths['html']}")
+
+
 def _shape(value: str | None) -> tuple[int, int, int] | None:
     if value is None:
         return None

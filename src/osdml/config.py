@@ -253,13 +253,34 @@ class ExportConfig(_Section):
                              "fp32 artefacts against the eager model.")
 
 
+class EvaluateConfig(_Section):
+    """Cross-validation runs (``osdml run``): which fold's model is the best, and reports.
+
+    ``best_fold``: ``sensitivity_at_far`` takes the fold with the highest validation event
+    sensitivity (app alarm rule) among folds whose validation false alarms per 24 h stay within
+    ``max_far_24h`` (ties: fewer false alarms, then lower validation loss); when no fold stays
+    within the limit, a warning says so and the fold with the fewest false alarms per 24 h is
+    taken. ``youden``: highest validation window sensitivity - FPR. ``val_loss``: lowest
+    validation loss. Test results never take part in the choice.
+    """
+
+    best_fold: Literal["sensitivity_at_far", "youden", "val_loss"] = Field(
+        "sensitivity_at_far", description="How the best fold is chosen from validation results: "
+        "sensitivity_at_far, youden or val_loss.")
+    max_far_24h: float = Field(1.0, ge=0, description="sensitivity_at_far: the most false "
+                               "alarms per 24 h of non-seizure recording a fold may have.")
+    timelines: int = Field(4, ge=0, le=100, description="Timelines plotted in a report for each "
+                           "of missed seizures and false alarms.")
+
+
 class RunConfig(_Section):
-    """The whole run configuration: data, model, training and export."""
+    """The whole run configuration: data, model, training, export and evaluation."""
 
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 
     @model_validator(mode="after")
     def _whole_samples(self) -> RunConfig:

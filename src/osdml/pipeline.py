@@ -119,10 +119,41 @@ def train_run(files: Sequence[str | Path], config: RunConfig, out_dir: str | Pat
     split_cfg = cfg.data.split
     if split_cfg.method != "holdout":
         warnings.warn(f"data.split.method={split_cfg.method!r}: osdml train makes one holdout "
-                      "split (test_fraction, val_fraction); k-fold cross-validation is not part "
-                      "of osdml train", stacklevel=2)
+                      "split (test_fraction, val_fraction); use osdml run for k-fold "
+                      "cross-validation", stacklevel=2)
         split_cfg = split_cfg.model_copy(update={"method": "holdout"})
     (split,) = split_events(streams, selection, split_cfg)
+    # the effective configuration: the files and the split actually used
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={
+        "files": [str(Path(p).resolve()) for p in streams.report.files], "split": split_cfg})})
+    parts = split_windows(streams, selection, split, cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out / "config.toml", "w", encoding="utf-8") as f:
+        f.write(cfg.to_toml())
+    write_manifest(out / "split.json", split_manifest(streams, selection, [split], split_cfg))
+    write_json(out / "data_report.json", streams.report.to_dict())
+    return train_split(streams, selection, split, cfg, out, parts=parts, progress=progress)
+
+
+@dataclass
+class SplitWindows:
+    """The windows of one split: training (with augmented copies), validation and test."""
+
+    train: WindowSet
+    val: Windows
+    test: Windows
+    augmentation: dict[str, int]
+
+
+def split_windows(streams, selection, split, cfg: RunConfig) -> SplitWindows:
+    """Augment the training events and index the windows of each part of `split`.
+
+    Raises
+    ------
+    InputError
+        If a part has no windows, or training / validation lacks a class.
+    """
+    window, hop = cfg.data.windows.samples(cfg.data.reader.sample_rate_hz)
     aug = augment_training(streams, selection, split.train, cfg.data.augment, window, hop)
     copies = aug.copies
     train = WindowSet([make_windows(streams, aug.train, selection.labels_for(aug.train),
@@ -131,47 +162,96 @@ def train_run(files: Sequence[str | Path], config: RunConfig, out_dir: str | Pat
                                     np.ones(copies.n_events, dtype=np.int64), window, hop)])
     val, test = (make_windows(streams, idx, selection.labels_for(idx), window, hop)
                  for idx in (split.val, split.test))
-    _check_parts(train, val, test, window // cfg.data.reader.samples_per_datapoint + 1)
-    # the effective configuration: the files and the split actually used
-    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={
-        "files": [str(Path(p).resolve()) for p in streams.report.files], "split": split_cfg})})
+    where = "" if split.name == "fold0" and split.inner is None else f"{split.name}: "
+    try:
+        _check_parts(train, val, test, window // cfg.data.reader.samples_per_datapoint + 1)
+    except InputError as e:
+        raise InputError(where + str(e)) from None
+    return SplitWindows(train, val, test, dict(aug.counts))
+
+
+def train_split(streams, selection, split, cfg: RunConfig, out: Path, *,
+                parts: SplitWindows | None = None, progress: bool = True) -> TrainRun:
+    """Train on one split's training part, choose the checkpoint on its validation part,
+    evaluate on validation and test, export and validate the artefacts into `out`.
+
+    Writes ``metrics.csv``, ``training.png``, the artefacts, ``validation.json``,
+    ``predictions.npz`` (p(seizure) of every validation and test window), ``events.csv``
+    (one row per validation and test event, app alarm rule) and ``summary.json`` last.
+
+    Raises
+    ------
+    InputError
+        As ``split_windows``; if training diverges.
+    """
+    parts = parts or split_windows(streams, selection, split, cfg)
+    train, val, test = parts.train, parts.val, parts.test
+    window, hop = cfg.data.windows.samples(cfg.data.reader.sample_rate_hz)
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out / "config.toml", "w", encoding="utf-8") as f:
-        f.write(cfg.to_toml())
-    write_manifest(out / "split.json", split_manifest(streams, selection, [split], split_cfg))
-    write_json(out / "data_report.json", streams.report.to_dict())
     # ---------------------------------------------------------------- train
     from osdml.evaluate.report import plot_training
     from osdml.train.fit import fit
 
     result = fit(cfg, train, val, out_dir=out, progress=progress)
     plot_training(result.history, result.chosen_epoch, out / "training.png",
-                  title=f"chosen epoch {result.chosen_epoch} ({result.criterion})")
-    # ---------------------------------------------------------------- evaluate on test
-    from osdml.evaluate.metrics import event_metrics, window_metrics, windows_by_event
+                  title=f"{split.name}: chosen epoch {result.chosen_epoch} ({result.criterion})")
+    # ---------------------------------------------------------------- evaluate
+    from osdml.evaluate.events import (
+        labels_of,
+        score_trace,
+        traces_from_windows,
+        write_events_csv,
+    )
+    from osdml.evaluate.metrics import (
+        event_metrics,
+        event_summary,
+        threshold_sweep,
+        window_metrics,
+        windows_by_event,
+    )
 
     threshold = cfg.train.threshold
-    p_test = _p_seizure(result.model, test)
-    _, ev_labels, segments = windows_by_event(test.event, test.starts, test.labels, p_test, hop)
+    spd = cfg.data.reader.samples_per_datapoint
+    p = {"validation": _p_seizure(result.model, val), "test": _p_seizure(result.model, test)}
+    windows = {"validation": val, "test": test}
+    app, rows, sweeps = {}, [], {}
+    for part, idx in (("validation", split.val), ("test", split.test)):
+        traces = traces_from_windows(windows[part], p[part], labels_of(selection, idx), spd, hop)
+        part_rows = [dict(score_trace(t, threshold), part=part) for t in traces]
+        rows += part_rows
+        app[part] = event_summary(part_rows)
+        sweeps[part] = threshold_sweep(traces)
+    _, ev_labels, segments = windows_by_event(test.event, test.starts, test.labels, p["test"],
+                                              hop)
     metrics = {
         "validation": {k[4:]: v for k, v in result.chosen.items() if k.startswith("val_")},
-        "test_windows": window_metrics(test.labels, p_test, threshold, cfg.train.f_beta),
+        "validation_events": app["validation"],
+        "test_windows": window_metrics(test.labels, p["test"], threshold, cfg.train.f_beta),
         "test_events": event_metrics(ev_labels, segments, threshold),
+        "test_app": app["test"],
     }
+    with atomic_write(out / "predictions.npz", "wb") as f:
+        np.savez_compressed(f, **{
+            f"{part}_{k}": v for part, w in windows.items() for k, v in
+            (("p", p[part]), ("labels", w.labels), ("event", w.event), ("starts", w.starts))},
+            event_ids=np.array([e.id for e in streams.events]))
+    write_events_csv(out / "events.csv", rows)
+    write_json(out / "sweep.json", sweeps)
     # ---------------------------------------------------------------- spec and export
     spec = ModelSpec(
         arch=cfg.model.arch, arch_kwargs=result.arch_kwargs, input_shape=(1, 1, window),
         sample_rate_hz=cfg.data.reader.sample_rate_hz, window_samples=window, hop_samples=hop,
         class_names=class_names(cfg), threshold=threshold,
-        training={"files": [str(p) for p in streams.report.files],
+        training={"files": list(cfg.data.files), "split": split.name,
                   "events": {"train": len(split.train), "validation": len(split.val),
                              "test": len(split.test)},
                   "windows": {"train": train.count_by_label(), "validation":
                               val.count_by_label(), "test": test.count_by_label()},
-                  "augmentation": dict(aug.counts), "chosen_epoch": result.chosen_epoch,
+                  "augmentation": parts.augmentation, "chosen_epoch": result.chosen_epoch,
                   "epochs_run": result.epochs_run, "criterion": result.criterion,
                   "seed": cfg.train.seed},
-        metrics=metrics).stamped()
+        metrics={k: metrics[k] for k in ("validation", "test_windows", "test_events")}
+    ).stamped()
     artefacts, missing = export_artefacts(result.model, spec, out, cfg,
                                           metrics=metrics, config=cfg.model_dump(mode="json"))
     # ---------------------------------------------------------------- validate
@@ -185,8 +265,8 @@ def train_run(files: Sequence[str | Path], config: RunConfig, out_dir: str | Pat
     if n_test == len(test):  # every test window ran in every runtime: event metrics per format
         for fmt, lg in logits.items():
             z = lg[:n_test] - lg[:n_test].max(axis=1, keepdims=True)
-            p = np.exp(z)[:, 1] / np.exp(z).sum(axis=1)
-            _, ev_labels, segments = windows_by_event(test.event, test.starts, test.labels, p,
+            pf = np.exp(z)[:, 1] / np.exp(z).sum(axis=1)
+            _, ev_labels, segments = windows_by_event(test.event, test.starts, test.labels, pf,
                                                       hop)
             by_format[fmt] = event_metrics(ev_labels, segments, threshold)
     metrics["test_events_by_format"] = by_format
@@ -194,12 +274,13 @@ def train_run(files: Sequence[str | Path], config: RunConfig, out_dir: str | Pat
                                          "threshold": threshold,
                                          "results": [c.to_dict() for c in checks],
                                          "test_events_by_format": by_format})
-    sizes = {f: p.stat().st_size for f, p in artefacts.items()}
-    summary = {"out_dir": str(out), "chosen_epoch": result.chosen_epoch,
+    sizes = {f: q.stat().st_size for f, q in artefacts.items()}
+    summary = {"out_dir": str(out), "split": split.name, "fold": split.fold,
+               "inner": split.inner, "chosen_epoch": result.chosen_epoch,
                "criterion": result.criterion, "warning": result.warning,
                "epochs_run": result.epochs_run, "metrics": metrics,
-               "artefacts": {f: {"path": str(p), "size_bytes": sizes[f]}
-                             for f, p in artefacts.items()},
+               "artefacts": {f: {"path": str(q), "size_bytes": sizes[f]}
+                             for f, q in artefacts.items()},
                "missing": missing, "validation_passed": all(c.passed for c in checks),
                "validation_windows": source}
     write_json(out / "summary.json", summary)
@@ -208,7 +289,7 @@ def train_run(files: Sequence[str | Path], config: RunConfig, out_dir: str | Pat
 
 RUN_FILES = ("config.toml", "split.json", "data_report.json", "metrics.csv", "training.png",
              "model.pt", "model.ptl", "model.pte", "model.pte.json", "validation.json",
-             "summary.json")
+             "predictions.npz", "events.csv", "sweep.json", "summary.json")
 
 
 def _check_out_dir(out: Path, replace: bool) -> None:

@@ -75,6 +75,54 @@ def eager_logits(model: torch.nn.Module, windows: np.ndarray, batch: int = 256) 
     return np.concatenate(out) if out else np.empty((0, 2), np.float32)
 
 
+def artefact_runner(fmt: str, path: str | Path):
+    """Load an artefact once in its own runtime; return ``run(window) -> logits``.
+
+    ``run`` takes one window of shape (1, 1, L), float32, and returns logits (1, classes):
+    eager torch for ``pt`` (any checkpoint or TorchScript file, loaded as the converter loads
+    it), the lite interpreter for ``ptl``, ExecuTorch for ``pte`` and ``bpte`` (the program
+    inside the bundle).
+
+    Raises
+    ------
+    InputError
+        If the artefact cannot be loaded; ``run`` raises it if a window does not fit the
+        program's input.
+    """
+    if fmt == "pt":
+        from osdml.export.source import load_source
+
+        model = load_source(path).module()
+
+        def run(x):
+            with torch.no_grad():
+                return model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+        return run
+    if fmt == "ptl":
+        from osdml.export.ptl import load_ptl
+
+        module, _ = load_ptl(path)
+
+        def run(x):
+            with torch.no_grad():
+                return module(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+        return run
+    if fmt in ("pte", "bpte"):
+        from osdml.export.pte import PteRunner
+
+        if fmt == "bpte":
+            from executorch.devtools.bundled_program.serialize import (
+                deserialize_from_flatbuffer_to_bundled_program,
+            )
+
+            program = deserialize_from_flatbuffer_to_bundled_program(Path(path).read_bytes())
+            runner = PteRunner(program.program, name=str(path))
+        else:
+            runner = PteRunner(path)
+        return lambda x: runner(np.ascontiguousarray(x))
+    raise ValueError(f"unknown format {fmt!r}")
+
+
 def artefact_logits(fmt: str, path: str | Path, windows: np.ndarray) -> np.ndarray:
     """Run each window (1, 1, L) through the artefact in its own runtime; logits (n, classes).
 
@@ -83,34 +131,10 @@ def artefact_logits(fmt: str, path: str | Path, windows: np.ndarray) -> np.ndarr
     InputError
         If the artefact cannot be loaded, or a window does not fit its input.
     """
-    if fmt == "pt":  # any checkpoint or TorchScript file, loaded as the converter loads it
-        from osdml.export.source import load_source
-
-        model = load_source(path).module()
-        with torch.no_grad():
-            return np.concatenate([model(torch.from_numpy(windows[i:i + 1].copy())).numpy()
-                                   for i in range(len(windows))])
-    if fmt == "ptl":
-        from osdml.export.ptl import load_ptl
-
-        module, _ = load_ptl(path)
-        with torch.no_grad():
-            return np.concatenate([module(torch.from_numpy(windows[i:i + 1].copy())).numpy()
-                                   for i in range(len(windows))])
-    if fmt in ("pte", "bpte"):
-        from osdml.export.pte import PteRunner
-
-        if fmt == "bpte":  # the program inside the bundle
-            from executorch.devtools.bundled_program.serialize import (
-                deserialize_from_flatbuffer_to_bundled_program,
-            )
-
-            program = deserialize_from_flatbuffer_to_bundled_program(Path(path).read_bytes())
-            run = PteRunner(program.program, name=str(path))
-        else:
-            run = PteRunner(path)
-        return np.concatenate([run(windows[i:i + 1].copy()) for i in range(len(windows))])
-    raise ValueError(f"unknown format {fmt!r}")
+    run = artefact_runner(fmt, path)
+    if not len(windows):
+        return np.empty((0, 2), np.float32)
+    return np.concatenate([run(windows[i:i + 1].copy()) for i in range(len(windows))])
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -1,0 +1,423 @@
+"""Cross-validation runs: k-fold or nested k-fold, best fold chosen on validation, resumable.
+
+``run_crossval`` is what ``osdml run`` calls. A run is a numbered folder under the output
+directory (``run-001``, ``run-002``, ...) holding:
+
+- ``config.toml`` (the effective configuration), ``split.json`` (the manifest of every fold),
+  ``data_report.json`` and ``run.log`` (one line per step, appended across resumes);
+- ``folds/<name>/``: one ``osdml train``-style folder per split (``fold0`` ... for k-fold,
+  ``fold0.1`` = outer fold 0, inner fold 1 for nested): metrics, training curves, the
+  artefacts and their validation, ``predictions.npz``, ``events.csv`` and ``summary.json``;
+- ``best/``: ``model.pt``, ``model.ptl``, ``model.pte``, ``model.pte.json`` of the best fold
+  and ``manifest.json`` (which fold, by which rule, its validation and test numbers, sha256);
+- ``summary.json``: per-fold numbers, mean and standard deviation over (outer) folds, the best
+  fold; ``report.md`` and ``report.html`` with plots.
+
+Each split trains in ``folds/.<name>.partial`` and is renamed to ``folds/<name>`` only when
+complete, so a run killed at any moment loses at most the fold in progress; ``resume`` removes
+that partial folder, skips the complete folds and trains the rest from the recorded manifest.
+
+Choosing among folds uses validation results only (``EvaluateConfig.best_fold``); for a nested
+run the same rule picks each outer fold's model among its inner folds, and that model's test
+results are the outer fold's results.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import shutil
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from osdml.config import EvaluateConfig, RunConfig
+from osdml.errors import InputError
+from osdml.fileio import atomic_write, write_json
+
+RUN_PREFIX = "run-"
+BEST_FILES = ("model.pt", "model.ptl", "model.pte", "model.pte.json")
+# metrics summarised over folds: name -> path in a fold's summary["metrics"]
+FOLD_METRICS = {
+    "val_event_sensitivity": ("validation_events", "model", "sensitivity"),
+    "val_far_24h": ("validation_events", "model", "far_24h"),
+    "test_window_sensitivity": ("test_windows", "sensitivity"),
+    "test_window_fpr": ("test_windows", "fpr"),
+    "test_window_precision": ("test_windows", "precision"),
+    "test_window_f1": ("test_windows", "f1"),
+    "test_window_roc_auc": ("test_windows", "roc_auc"),
+    "test_event_sensitivity": ("test_app", "model", "sensitivity"),
+    "test_event_sensitivity_any_window": ("test_app", "model", "sensitivity_any_window"),
+    "test_false_alarms": ("test_app", "model", "false_alarms"),
+    "test_far_24h": ("test_app", "model", "far_24h"),
+    "test_latency_mean_s": ("test_app", "model", "latency_mean_s"),
+    "test_tonic_clonic_sensitivity": ("test_app", "tonic_clonic", "sensitivity"),
+    "osd_event_sensitivity": ("test_app", "osd", "sensitivity"),
+    "osd_far_24h": ("test_app", "osd", "far_24h"),
+}
+
+
+@dataclass
+class CrossValRun:
+    """The outcome of ``run_crossval``.
+
+    ``folds`` holds every split's ``summary.json`` (by name), ``outer`` the name of the model
+    that stands for each outer fold (the fold itself for k-fold), ``best`` the chosen fold's
+    name with ``reason`` and an optional ``warning``; ``failures`` lists artefacts that failed
+    their parity check (``fold: format: why``).
+    """
+
+    run_dir: Path
+    folds: dict[str, dict[str, Any]]
+    outer: list[str]
+    best: str
+    reason: str
+    warning: str | None
+    stats: dict[str, dict[str, Any]]
+    skipped: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def next_run_dir(root: Path) -> Path:
+    """Create and return ``root/run-NNN`` with the next free number (never reuses one)."""
+    root.mkdir(parents=True, exist_ok=True)
+    taken = [int(p.name[len(RUN_PREFIX):]) for p in root.glob(f"{RUN_PREFIX}*")
+             if p.name[len(RUN_PREFIX):].isdigit()]
+    n = max(taken, default=0) + 1
+    while True:
+        path = root / f"{RUN_PREFIX}{n:03d}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
+
+
+def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *,
+                 resume: str | Path | None = None, files: Sequence[str | Path] | None = None,
+                 progress: bool = True, cache: bool = True, cache_dir: str | Path | None = None,
+                 say: Callable[[str], None] | None = None) -> CrossValRun:
+    """Run k-fold (or nested k-fold) cross-validation, choose the best fold, write reports.
+
+    Parameters
+    ----------
+    config : RunConfig or None
+        ``data.split`` gives the method (``kfold``, ``nested``; ``holdout`` is one fold).
+        With `resume` it may be None (the run's own configuration is used); if given it must
+        equal the run's.
+    out_root : path-like
+        Folder under which the numbered run folder is created (not used with `resume`).
+    resume : path-like, optional
+        A run folder to continue.
+    files : sequence of path-like, optional
+        OSDB files or folders; default ``config.data.files``.
+    say : callable, optional
+        Receives one line per step (also appended to ``run.log``).
+
+    Returns
+    -------
+    CrossValRun
+
+    Raises
+    ------
+    InputError
+        If the data, configuration or run folder cannot be used (the message names it).
+    """
+    from osdml.config import load_config
+    from osdml.data.cache import load_streams
+    from osdml.data.filters import select_events
+    from osdml.data.split import read_manifest, split_events, split_manifest, write_manifest
+    from osdml.pipeline import _check_model
+
+    if resume is not None:
+        run_dir = Path(resume)
+        if not (run_dir / "config.toml").is_file() or not (run_dir / "split.json").is_file():
+            raise InputError(f"cannot resume {run_dir}: not a run folder (no config.toml and "
+                             "split.json); pass the run-NNN folder an earlier osdml run wrote")
+        recorded = load_config(run_dir / "config.toml")
+        if config is not None and _comparable(config) != _comparable(recorded):
+            raise InputError(f"cannot resume {run_dir}: --config differs from the run's own "
+                             f"configuration ({_first_difference(config, recorded)}); resume "
+                             "without --config, or start a new run")
+        cfg = recorded
+    else:
+        if config is None:
+            raise InputError("osdml run needs --config (or --resume RUN)")
+        cfg = config
+    window, _ = cfg.data.windows.samples(cfg.data.reader.sample_rate_hz)
+    _check_model(cfg, window)
+    data = list(files or cfg.data.files)
+    if not data:
+        raise InputError("no data: set data.files in the configuration (or pass --data)")
+    streams = load_streams(data, cfg.data.reader, cache=cache, cache_dir=cache_dir)
+    selection = select_events(streams, cfg.data.selection)
+    counts = np.bincount(selection.labels, minlength=2) if len(selection) else np.zeros(2, int)
+    if counts[0] == 0 or counts[1] == 0:
+        raise InputError(f"cannot run: the selected events hold {counts[1]} seizure and "
+                         f"{counts[0]} non-seizure events; both classes are needed")
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={
+        "files": [str(Path(p).resolve()) for p in streams.report.files]})})
+    if resume is not None:
+        splits = read_manifest(run_dir / "split.json", streams)
+    else:
+        splits = split_events(streams, selection, cfg.data.split)
+        run_dir = next_run_dir(Path(out_root or "outputs/runs"))
+        with atomic_write(run_dir / "config.toml", "w", encoding="utf-8") as f:
+            f.write(cfg.to_toml())
+        write_manifest(run_dir / "split.json",
+                       split_manifest(streams, selection, splits, cfg.data.split))
+        write_json(run_dir / "data_report.json", streams.report.to_dict())
+    log = _Log(run_dir / "run.log", say)
+    log(f"{'resumed' if resume is not None else 'started'} {run_dir}: {len(splits)} splits "
+        f"({cfg.data.split.method}), {len(selection)} events ({counts[1]} seizure)")
+    folds_dir = run_dir / "folds"
+    folds_dir.mkdir(exist_ok=True)
+    for stale in folds_dir.glob(".*.partial"):
+        log(f"{stale.name[1:-8]}: removing the unfinished attempt")
+        shutil.rmtree(stale)
+    # ---------------------------------------------------------------- the folds
+    from osdml.pipeline import train_split
+
+    folds: dict[str, dict[str, Any]] = {}
+    skipped = []
+    for split in splits:
+        final = folds_dir / split.name
+        if (final / "summary.json").is_file():
+            skipped.append(split.name)
+            log(f"{split.name}: complete, skipped")
+        else:
+            if final.exists():  # renamed but unreadable should not happen; never trust it
+                shutil.rmtree(final)
+            partial = folds_dir / f".{split.name}.partial"
+            log(f"{split.name}: training on {len(split.train)} events, choosing on "
+                f"{len(split.val)}, testing on {len(split.test)}")
+            try:
+                train_split(streams, selection, split, cfg, partial, progress=progress)
+            except KeyboardInterrupt:
+                log(f"{split.name}: interrupted; resume with osdml run --resume {run_dir}")
+                raise
+            partial.replace(final)
+            _relocate(final, partial)
+        folds[split.name] = _read_json(final / "summary.json")
+        log(f"{split.name}: {_fold_line(folds[split.name])}")
+    # ---------------------------------------------------------------- choice and summary
+    ecfg = cfg.evaluate
+    groups: dict[int, list[str]] = {}
+    for split in splits:
+        groups.setdefault(split.fold, []).append(split.name)
+    outer, notes = [], []
+    for k in sorted(groups):
+        name, _, warning = choose_best({n: folds[n] for n in groups[k]}, ecfg)
+        outer.append(name)
+        if warning and len(groups[k]) > 1:
+            notes.append(f"outer fold {k}: {warning}")
+    best, reason, warning = choose_best({n: folds[n] for n in outer}, ecfg)
+    for w in [*notes, warning]:
+        if w:
+            warnings.warn(w, stacklevel=2)
+            log(f"warning: {w}")
+    log(f"best fold: {best} ({reason})")
+    _copy_best(run_dir, folds_dir / best, folds[best], reason, warning)
+    stats = fold_stats([folds[n] for n in outer])
+    failures = [f"{name}: {check['format']}: {check.get('error') or 'out of tolerance'}"
+                for name, s in folds.items() for check in _checks(folds_dir / name)
+                if not check.get("passed", True)]
+    summary = {"run_dir": str(run_dir), "method": cfg.data.split.method,
+               "splits": [s.name for s in splits], "outer": outer, "best": best,
+               "best_reason": reason, "best_warning": warning, "rule": ecfg.model_dump(),
+               "threshold": cfg.train.threshold, "stats": stats,
+               "folds": {n: _fold_row(folds[n]) for n in folds}, "failures": failures}
+    write_json(run_dir / "summary.json", summary)
+    result = CrossValRun(run_dir, folds, outer, best, reason, warning, stats, skipped,
+                         failures, summary)
+    from osdml.evaluate.runreport import write_run_report
+
+    write_run_report(result, streams, selection, cfg)
+    log(f"done: {run_dir / 'summary.json'}, {run_dir / 'report.html'}")
+    return result
+
+
+# --------------------------------------------------------------------------- best-fold choice
+
+def _get(d: dict, path: Sequence[str]):
+    for key in path:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(key)
+    return d
+
+
+def choose_best(folds: dict[str, dict[str, Any]], cfg: EvaluateConfig
+                ) -> tuple[str, str, str | None]:
+    """The best of `folds` (name -> fold ``summary.json``) by validation results only.
+
+    Returns
+    -------
+    (name, reason, warning)
+        ``reason`` gives the rule and the numbers that decided; ``warning`` is set when no
+        fold met the false-alarm limit and the fallback (fewest false alarms per 24 h) was used.
+
+    Raises
+    ------
+    ValueError
+        If `folds` is empty.
+    """
+    if not folds:
+        raise ValueError("no folds to choose from")
+
+    def val(name, *path):
+        return _get(folds[name]["metrics"], path)
+
+    def num(v, missing):
+        return missing if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+    names = sorted(folds)
+    loss = {n: num(val(n, "validation", "loss"), math.inf) for n in names}
+    if cfg.best_fold == "val_loss":
+        best = min(names, key=lambda n: loss[n])
+        return best, f"lowest validation loss ({loss[best]:.4g})", None
+    if cfg.best_fold == "youden":
+        you = {n: num(val(n, "validation", "youden"), -math.inf) for n in names}
+        best = max(names, key=lambda n: (you[n], -loss[n]))
+        return best, f"highest validation Youden index ({_f(you[best])})", None
+    sens = {n: num(val(n, "validation_events", "model", "sensitivity"), -1.0) for n in names}
+    far = {n: num(val(n, "validation_events", "model", "far_24h"), math.inf) for n in names}
+    within = [n for n in names if far[n] <= cfg.max_far_24h]
+    if within:
+        best = max(within, key=lambda n: (sens[n], -far[n], -loss[n]))
+        return best, (f"highest validation event sensitivity {_f(sens[best])} with "
+                      f"{_f(far[best])} false alarms per 24 h (limit {cfg.max_far_24h:g})"), None
+    best = min(names, key=lambda n: (far[n], -sens[n], loss[n]))
+    warning = (f"no fold kept validation false alarms within {cfg.max_far_24h:g} per 24 h "
+               f"(fewest: {_f(far[best])} in {best}); chose the fold with the fewest")
+    return best, (f"fewest validation false alarms per 24 h ({_f(far[best])}), event "
+                  f"sensitivity {_f(sens[best])}"), warning
+
+
+def _f(v) -> str:
+    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.3g}"
+
+
+def fold_stats(summaries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Mean and standard deviation of ``FOLD_METRICS`` over fold summaries."""
+    from osdml.evaluate.metrics import fold_statistics
+
+    return fold_statistics({k: [_get(s["metrics"], path) for s in summaries]
+                            for k, path in FOLD_METRICS.items()})
+
+
+def _fold_row(s: dict[str, Any]) -> dict[str, Any]:
+    row = {k: _get(s["metrics"], path) for k, path in FOLD_METRICS.items()}
+    row.update(chosen_epoch=s.get("chosen_epoch"), epochs_run=s.get("epochs_run"),
+               validation_passed=s.get("validation_passed"))
+    return row
+
+
+def _fold_line(s: dict[str, Any]) -> str:
+    r = _fold_row(s)
+    return (f"epoch {r['chosen_epoch']}; validation event sensitivity "
+            f"{_f(r['val_event_sensitivity'])}, {_f(r['val_far_24h'])} false alarms/24h; test "
+            f"event sensitivity {_f(r['test_event_sensitivity'])}, "
+            f"{_f(r['test_far_24h'])} false alarms/24h (OSD algorithm "
+            f"{_f(r['osd_event_sensitivity'])}, {_f(r['osd_far_24h'])})")
+
+
+# --------------------------------------------------------------------------- files
+
+def _copy_best(run_dir: Path, fold_dir: Path, fold: dict, reason: str,
+               warning: str | None) -> Path:
+    """Copy the best fold's artefacts to ``run_dir/best`` (replaced as a whole)."""
+    import hashlib
+
+    partial = run_dir / ".best.partial"
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir()
+    copied = {}
+    for name in BEST_FILES:
+        if (fold_dir / name).is_file():
+            shutil.copy2(fold_dir / name, partial / name)
+            copied[name] = {"size_bytes": (partial / name).stat().st_size,
+                            "sha256": hashlib.sha256((partial / name).read_bytes()).hexdigest()}
+    write_json(partial / "manifest.json", {
+        "fold": fold_dir.name, "rule": reason, "warning": warning, "files": copied,
+        "chosen_epoch": fold.get("chosen_epoch"),
+        "validation": {"windows": fold["metrics"].get("validation"),
+                       "events": fold["metrics"].get("validation_events", {}).get("model")},
+        "test": {"windows": fold["metrics"].get("test_windows"),
+                 "events": fold["metrics"].get("test_app", {}).get("model"),
+                 "osd": fold["metrics"].get("test_app", {}).get("osd")},
+        "missing": fold.get("missing", {})})
+    best = run_dir / "best"
+    if best.exists():
+        old = run_dir / ".best.old"
+        if old.exists():
+            shutil.rmtree(old)
+        best.replace(old)
+        partial.replace(best)
+        shutil.rmtree(old)
+    else:
+        partial.replace(best)
+    return best
+
+
+def _relocate(final: Path, partial: Path) -> None:
+    """Point the paths recorded in a renamed fold's summary at its final folder."""
+    s = _read_json(final / "summary.json")
+    text = str(partial)
+    s["out_dir"] = str(final)
+    for a in s.get("artefacts", {}).values():
+        if a.get("path", "").startswith(text):
+            a["path"] = str(final) + a["path"][len(text):]
+    write_json(final / "summary.json", s)
+
+
+def _checks(fold_dir: Path) -> list[dict]:
+    path = fold_dir / "validation.json"
+    return _read_json(path).get("results", []) if path.is_file() else []
+
+
+def _read_json(path: Path) -> dict:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot read {path}: {e}") from None
+
+
+def _comparable(cfg: RunConfig) -> dict:
+    d = cfg.model_dump(mode="json")
+    d["data"].pop("files", None)  # resolved on first use; the data is checked by the manifest
+    return d
+
+
+def _first_difference(a: RunConfig, b: RunConfig) -> str:
+    def walk(x, y, path):
+        if isinstance(x, dict) and isinstance(y, dict):
+            for k in sorted(set(x) | set(y)):
+                found = walk(x.get(k), y.get(k), (*path, k))
+                if found:
+                    return found
+            return None
+        return None if x == y else f"{'.'.join(path)}: {x!r} here, {y!r} in the run"
+    return walk(_comparable(a), _comparable(b), ()) or "?"
+
+
+class _Log:
+    """Append timestamped lines to ``run.log`` and pass them on."""
+
+    def __init__(self, path: Path, say: Callable[[str], None] | None):
+        self.path, self.say = path, say
+
+    def __call__(self, line: str) -> None:
+        stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(f"{stamp} {line}\n")
+        if self.say:
+            self.say(line)
