@@ -578,12 +578,12 @@ def _render_replays(results, written, differ) -> None:
                      _fmt_any(o["sensitivity"]), _fmt_any(o["far_24h"])])
     con.print(_table("Replay (the app's buffer and alarm rule)",
                      ["model", "runtime", "threshold", "events", "seizures alarmed",
-                      "sensitivity", "FAR/24h", "median latency s", "OSD sens.",
-                      "OSD FAR/24h"], rows, no_wrap=1))
+                      "sens.", "FAR/24h", "median latency s", "OSD sens.", "OSD FAR/24h"],
+                     rows, no_wrap=1))
     for r in results:
-        if r.skipped:
-            con.print(f"{r.model}: " + ", ".join(f"{v} events {k}" for k, v in
-                                                  r.skipped.items()))
+        if r.summary["skipped"]:
+            con.print(f"{r.model}: no decision on " + ", ".join(
+                f"{_n(v, 'event')} {k}" for k, v in r.summary["skipped"].items()))
     if len(results) > 1:
         con.print("identical alarm histories across " + ", ".join(r.format for r in results)
                   if not differ else f"alarm histories DIFFER on {_n(len(differ), 'event')}")
