@@ -27,6 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 data_app = typer.Typer(help="Read, summarise and split OSDB files.", no_args_is_help=True)
@@ -377,6 +378,15 @@ def _render_run(run, title: str) -> None:
               f"sensitivity {_fmt(te['alarm']['sensitivity'])}, FPR {_fmt(te['alarm']['fpr'])};"
               f" any-window rule sensitivity {_fmt(te['any_window']['sensitivity'])}, "
               f"FPR {_fmt(te['any_window']['fpr'])}")
+    app = m.get("test_app")
+    if app:
+        mo, osd = app["model"], app["osd"]
+        con.print(f"test events by the app's alarm rule: {mo['detected']} of "
+                  f"{_n(mo['seizure_events'], 'seizure')} alarmed, "
+                  f"{_fmt_any(mo['far_24h'])} false alarms per 24 h over "
+                  f"{mo['non_seizure_hours']:.1f} h of non-seizure recording; OSD algorithm "
+                  f"on the same events: sensitivity {_fmt_any(osd['sensitivity'])}, "
+                  f"{_fmt_any(osd['far_24h'])} false alarms per 24 h")
     con.print(f"written to {run.out_dir}: " + ", ".join(sorted(p.name for p in
                                                                run.out_dir.iterdir())))
 
@@ -509,9 +519,9 @@ def replay(
     A 750-sample buffer filled 125 samples (one 5 s datapoint) at a time, one inference per
     datapoint once it is full, the app's WARNING / ALARM counters reset per event. Writes
     replay.csv (one row per event: alarm and warning reached, seconds from seizure start to
-    alarm, max p, state history), replay.json and report.md / report.html; the OpenSeizure-
-    Detector algorithm's recorded alarms are reported beside the model. With several --model
-    files, exits 1 if their alarm histories differ."""
+    alarm, max p, state history), replay.json and report.md / report.html; the
+    OpenSeizureDetector algorithm's recorded alarms are reported beside the model. With several
+    --model files, exits 1 if their alarm histories differ."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress
 
     from osdml.config import load_config
