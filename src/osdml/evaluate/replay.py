@@ -131,7 +131,7 @@ def replay(model: str | Path, streams, events: Sequence[int], labels: Sequence[i
     InputError
         If the model cannot be loaded or does not take the windows.
     """
-    from osdml.export.validate import artefact_runner
+    from osdml.export.validate import artefact_runner, one_thread
 
     path = Path(model)
     fmt = model_format(path)
@@ -150,8 +150,9 @@ def replay(model: str | Path, streams, events: Sequence[int], labels: Sequence[i
         x, dps = app_windows(samples, window, spd)
         if not len(x):
             skipped["shorter than one window"] += 1
-        logits = np.concatenate([run(x[i:i + 1]) for i in range(len(x))]) if len(x) \
-            else np.empty((0, 2), np.float32)
+        with one_thread():
+            logits = np.concatenate([run(x[i:i + 1]) for i in range(len(x))]) if len(x) \
+                else np.empty((0, 2), np.float32)
         z = logits - logits.max(axis=1, keepdims=True) if len(logits) else logits
         p = (np.exp(z)[:, 1] / np.exp(z).sum(axis=1)) if len(z) else np.empty(0)
         traces.append(_trace(streams, int(ei), int(label), dp_global[dps], p,
