@@ -134,3 +134,23 @@ def test_nested_run_picks_each_outer_fold_among_its_inner_folds(synth_dir, tmp_p
     assert r.stats["test_window_sensitivity"]["n"] == 2  # statistics over outer folds
     assert (r.run_dir / "best" / "model.pt").is_file()
     assert not (r.run_dir / "best" / "model.pte").exists()
+
+
+def test_resume_names_what_is_missing_and_retrains_an_unreadable_fold(kfold_run, tmp_path,
+                                                                     capsys):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(kfold_run.run_dir, copy)
+    (copy / "split.json").rename(copy / "split.json.bak")
+    assert main(["run", "--resume", str(copy), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "split.json missing" in err[0] and "config.toml" not in err[0]
+    (copy / "split.json.bak").rename(copy / "split.json")
+    (copy / "folds" / "fold0" / "summary.json").write_text("garbage{")
+    r = run_crossval(None, resume=copy, progress=False, cache=False)
+    assert r.skipped == ["fold1"]
+    assert "fold0: summary.json missing or unreadable" in (copy / "run.log").read_text()
+    assert r.folds["fold0"]["chosen_epoch"] == kfold_run.folds["fold0"]["chosen_epoch"]
+    # paths recorded in a finished fold point at its final folder, not the partial one
+    assert ".partial" not in (copy / "folds" / "fold0" / "validation.json").read_text()

@@ -24,14 +24,15 @@ def test_constant_methods_carry_the_key_numbers():
     assert ModelSpec.from_json(c["spec_json"]) == ModelSpec()
 
 
-@pytest.mark.parametrize("bad", [
-    {"input_shape": [1, 1, 500]},
-    {"class_names": ["a", "b", "c"]},
-    {"threshold": 1.5},
+@pytest.mark.parametrize("bad, why", [
+    ({"input_shape": [1, 1, 500]}, "does not end in window_samples 750"),
+    ({"class_names": ["a", "b", "c"]}, "class"),
+    ({"threshold": 1.5}, "threshold 1.5 is not in [0, 1]"),
 ])
-def test_inconsistent_specs_are_refused(bad):
-    with pytest.raises(InputError, match="not a valid osdml model spec"):
+def test_inconsistent_specs_are_refused_with_the_reason(bad, why):
+    with pytest.raises(InputError, match="not a valid osdml model spec") as e:
         ModelSpec.from_dict({**ModelSpec().model_dump(), **bad})
+    assert why in str(e.value) and "validation error" not in str(e.value)
 
 
 def test_not_json_is_refused():

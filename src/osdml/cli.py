@@ -115,11 +115,22 @@ def _load_streams(files: list[Path], cfg, no_cache: bool, cache_dir: Path | None
 
 # --------------------------------------------------------------------------- commands
 
-def _out_path(value: str, option: str = "--out") -> Path:
-    """An output path option as a Path; an empty one is an error, not the current folder."""
+def _out_path(value: str, option: str = "--out", folder: bool = True) -> Path:
+    """An output option as a Path; an empty one is an error, not the current folder. With
+    `folder`, an existing file is an error too (checked now, before any work)."""
     if not value.strip():
         raise InputError(f"{option} is empty; give the folder to write into")
-    return Path(value)
+    path = Path(value)
+    if not folder:
+        return path
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{option} {path} is a file; give a folder to write into")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"{option} {path}: {parent} is a file, not a folder")
+            break
+    return path
 
 
 @app.command()
@@ -531,9 +542,11 @@ def replay(
 
     cfg = load_config(config)
     out_dir = _out_path(out)
-    for m in model:
+    for i, m in enumerate(model):
         if not m.is_file():
             raise InputError(f"{m}: no such model file")
+        if any(m.resolve() == other.resolve() for other in model[:i]):
+            raise InputError(f"--model {m} is given twice; give each file once")
     streams = _load_streams(data, cfg, no_cache, cache_dir)
     selection = select_events(streams, cfg.data.selection)
     if not len(selection):
@@ -675,7 +688,7 @@ def convert(
 def _run_conversions(found, opts, out: str | None, to: str, quantize, workers):
     from osdml.export.convert import convert_file, convert_many, output_path
 
-    out_path = None if out is None else _out_path(out)
+    out_path = None if out is None else _out_path(out, folder=False)
     if len(found) == 1 and found[0][1] is None:  # one file: errors are raised as they are
         return [convert_file(found[0][0], output_path(found[0][0], to, out_path, None,
                                                        quantize), opts)]

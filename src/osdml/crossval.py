@@ -136,9 +136,13 @@ def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *
 
     if resume is not None:
         run_dir = Path(resume)
-        if not (run_dir / "config.toml").is_file() or not (run_dir / "split.json").is_file():
-            raise InputError(f"cannot resume {run_dir}: not a run folder (no config.toml and "
-                             "split.json); pass the run-NNN folder an earlier osdml run wrote")
+        if not run_dir.is_dir():
+            raise InputError(f"cannot resume {run_dir}: no such folder; pass the run-NNN folder "
+                             "an earlier osdml run wrote")
+        lacking = [n for n in ("config.toml", "split.json") if not (run_dir / n).is_file()]
+        if lacking:
+            raise InputError(f"cannot resume {run_dir}: not a run folder ({' and '.join(lacking)}"
+                             f" missing); pass the run-NNN folder an earlier osdml run wrote")
         recorded = load_config(run_dir / "config.toml")
         if config is not None and _comparable(config) != _comparable(recorded):
             raise InputError(f"cannot resume {run_dir}: --config differs from the run's own "
@@ -187,10 +191,12 @@ def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *
     skipped = []
     for split in splits:
         final = folds_dir / split.name
-        if (final / "summary.json").is_file():
+        if (final / "summary.json").is_file() and _readable(final / "summary.json"):
             skipped.append(split.name)
             log(f"{split.name}: complete, skipped")
         else:
+            if final.exists():
+                log(f"{split.name}: summary.json missing or unreadable; training it again")
             if final.exists():  # renamed but unreadable should not happen; never trust it
                 shutil.rmtree(final)
             partial = folds_dir / f".{split.name}.partial"
@@ -200,6 +206,9 @@ def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *
                 train_split(streams, selection, split, cfg, partial, progress=progress)
             except KeyboardInterrupt:
                 log(f"{split.name}: interrupted; resume with osdml run --resume {run_dir}")
+                raise
+            except InputError as e:
+                log(f"{split.name}: error: {e}")
                 raise
             partial.replace(final)
             _relocate(final, partial)
@@ -367,14 +376,24 @@ def _copy_best(run_dir: Path, fold_dir: Path, fold: dict, reason: str,
 
 
 def _relocate(final: Path, partial: Path) -> None:
-    """Point the paths recorded in a renamed fold's summary at its final folder."""
-    s = _read_json(final / "summary.json")
-    text = str(partial)
-    s["out_dir"] = str(final)
-    for a in s.get("artefacts", {}).values():
-        if a.get("path", "").startswith(text):
-            a["path"] = str(final) + a["path"][len(text):]
-    write_json(final / "summary.json", s)
+    """Point the paths recorded in a renamed fold's files at its final folder
+    (``validation.json`` first: ``summary.json``, rewritten last, marks the fold complete)."""
+    import json
+
+    for name in ("validation.json", "summary.json"):
+        path = final / name
+        if path.is_file():
+            text = path.read_text(encoding="utf-8").replace(json.dumps(str(partial))[1:-1],
+                                                            json.dumps(str(final))[1:-1])
+            write_json(path, json.loads(text))
+
+
+def _readable(path: Path) -> bool:
+    try:
+        _read_json(path)
+        return True
+    except InputError:
+        return False
 
 
 def _checks(fold_dir: Path) -> list[dict]:

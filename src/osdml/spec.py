@@ -99,7 +99,9 @@ class ModelSpec(BaseModel):
         """Parse a spec; raise ``InputError`` naming `source` when it is not one."""
         try:
             return cls.model_validate(json.loads(text))
-        except (ValueError, ValidationError) as e:
+        except ValidationError as e:
+            raise InputError(f"{source}: not a valid osdml model spec ({_why(e)})") from None
+        except ValueError as e:
             first = str(e).strip().splitlines()[0]
             raise InputError(f"{source}: not a valid osdml model spec ({first})") from None
 
@@ -108,8 +110,7 @@ class ModelSpec(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as e:
-            raise InputError(f"{source}: not a valid osdml model spec "
-                             f"({str(e).splitlines()[0]})") from None
+            raise InputError(f"{source}: not a valid osdml model spec ({_why(e)})") from None
 
     def constant_methods(self) -> dict[str, Any]:
         """The values stored as ``.pte`` constant methods, readable on the phone."""
@@ -120,3 +121,12 @@ class ModelSpec(BaseModel):
             "threshold": float(self.threshold),
             "spec_json": self.to_json(),
         }
+
+
+def _why(e: ValidationError) -> str:
+    """The first problem pydantic found, as 'field: message'."""
+    err = e.errors()[0]
+    where = ".".join(str(x) for x in err.get("loc", ()))
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    more = f"; {len(e.errors()) - 1} more" if len(e.errors()) > 1 else ""
+    return f"{where}: {msg}{more}" if where else f"{msg}{more}"

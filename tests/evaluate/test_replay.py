@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from osdml.cli import main
 from osdml.data.filters import select_events
@@ -84,3 +85,43 @@ def test_cli_replay_of_a_file_that_is_not_a_model_is_one_line(synth_dir, tmp_pat
     code = main(["replay", "-m", str(bad), "-d", str(synth_dir), "-o", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and str(bad) in err[0]
+
+
+class _Flat(torch.nn.Module):
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.fc = torch.nn.Linear(n_in, n_out)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+@pytest.mark.parametrize("n_in, n_out, kind, phrase", [
+    (750, 1, "pt", "output of shape (1, 1)"),
+    (750, 3, "pt", "output of shape (1, 3)"),
+    (500, 2, "ptl", "does not take a (1, 1, 750) float32 window"),
+])
+def test_models_that_do_not_fit_the_app_are_one_line(synth_dir, tmp_path, capsys, n_in, n_out,
+                                                     kind, phrase):
+    traced = torch.jit.trace(_Flat(n_in, n_out).eval(), torch.zeros(1, 1, n_in))
+    path = tmp_path / f"m.{kind}"
+    if kind == "ptl":
+        traced._save_for_lite_interpreter(str(path))
+    else:
+        traced.save(str(path))
+    code = main(["replay", "-m", str(path), "-d", str(synth_dir), "-o", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert phrase in err[0] and str(path) in err[0]
+
+
+def test_replay_usage_errors_are_caught_before_any_work(tiny_run, synth_dir, tmp_path, capsys):
+    pte = str(tiny_run.artefacts["pte"])
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for args, phrase in ((["-m", pte, "-m", pte], "given twice"),
+                         (["-m", pte, "-o", str(afile)], "is a file")):
+        code = main(["replay", *args, "-d", str(synth_dir)] + (["-o", str(tmp_path / "o")]
+                                                              if "-o" not in args else []))
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and phrase in err[0], err

@@ -127,9 +127,11 @@ def _kfold(pos, labels, groups, n_folds, seed, param):
     if groups is not None:
         n_users = len(set(groups[pos]))
         if n_folds > n_users:
+            fewer = (f"use {n_users} folds or fewer" if n_users >= 2 else
+                     "add users (2 folds need 2)")
             raise InputError(f"{param}={n_folds} needs {n_folds} users for grouped splitting "
-                             f"but only {n_users} are available; use {n_users} folds or fewer, "
-                             "or turn off group_by_user")
+                             f"but only {n_users} {'is' if n_users == 1 else 'are'} available; "
+                             f"{fewer}, or turn off group_by_user")
         splitter = StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed)
         folds = splitter.split(pos, y, groups[pos])
     else:

@@ -138,7 +138,7 @@ def replay(model: str | Path, streams, events: Sequence[int], labels: Sequence[i
     spec = model_spec(path)
     window = spec.window_samples if spec else 750
     th = threshold if threshold is not None else (spec.threshold if spec else 0.5)
-    run = artefact_runner(fmt, path)
+    run = _checked(artefact_runner(fmt, path), path, window)
     spd = int(round(streams.sample_rate_hz * 5))
     traces, skipped = [], {"shorter than one window": 0}
     for k, (ei, label) in enumerate(zip(events, labels, strict=True)):
@@ -165,6 +165,33 @@ def replay(model: str | Path, streams, events: Sequence[int], labels: Sequence[i
                "skipped": {k: v for k, v in skipped.items() if v},
                "events": event_summary(rows)}
     return Replay(path, fmt, RUNTIMES[fmt], th, traces, rows, summary, skipped)
+
+
+def _checked(run, path: Path, window: int):
+    """Wrap `run` so that a window it cannot take, or an output that is not (1, 2) logits,
+    is one clear ``InputError`` naming the file (checked on the first call)."""
+    from osdml.errors import InputError
+
+    checked = False
+
+    def call(x: np.ndarray) -> np.ndarray:
+        nonlocal checked
+        try:
+            y = np.asarray(run(x))
+        except InputError:
+            raise
+        except Exception as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise InputError(f"{path}: the model does not take a (1, 1, {window}) float32 "
+                             f"window ({first})") from None
+        if not checked:
+            if y.shape != (1, 2):
+                raise InputError(f"{path}: the model gives output of shape {tuple(y.shape)}; "
+                                 "replay needs logits of shape (1, 2) (non-seizure, seizure) "
+                                 "as the app reads them")
+            checked = True
+        return y
+    return call
 
 
 def compare_histories(replays: Sequence[Replay]) -> list[dict[str, Any]]:

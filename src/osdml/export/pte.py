@@ -214,10 +214,13 @@ def quiet_torch_logs():
 
     import torch  # noqa: F401  (configure torch's loggers first, then lower them)
 
-    loggers = [logging.getLogger(n) for n in ("torch", "torchao", "executorch")]
+    # fake_tensor logs a whole traceback at ERROR when a shape does not fit; the exception
+    # that follows says the same in one line
+    names = ("torch", "torchao", "executorch", "torch._subclasses.fake_tensor")
+    loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
-        lg.setLevel(logging.ERROR)
+        lg.setLevel(logging.CRITICAL if lg.name.endswith("fake_tensor") else logging.ERROR)
     try:
         yield
     finally:
