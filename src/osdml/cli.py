@@ -324,6 +324,9 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     replace: Annotated[bool, typer.Option(
         "--replace", help="Replace a previous run in --out (otherwise refused).")] = False,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue the interrupted run in --out from its last completed epoch "
+        "(its own configuration and split).")] = False,
     json_out: JsonOpt = False,
     no_cache: NoCacheOpt = False,
     cache_dir: CacheDirOpt = None,
@@ -336,6 +339,16 @@ def train(
     folder" for what is written."""
     from osdml.config import load_config
 
+    if resume and replace:
+        raise InputError("--resume continues the run in --out, --replace starts it again: "
+                         "give one of them")
+    if resume:
+        cfg = None if config is None and epochs is None and seed is None else \
+            load_config(config, {"train": {"max_epochs": epochs, "seed": seed}})
+        _train_and_report(list(data or []), cfg, _out_path(out), quiet=quiet,
+                          json_out=json_out, no_cache=no_cache, cache_dir=cache_dir,
+                          resume=True)
+        return
     cfg = load_config(config, {"train": {"max_epochs": epochs, "seed": seed}})
     files = list(data or cfg.data.files)
     if not files:
@@ -346,14 +359,14 @@ def train(
 
 def _train_and_report(files, cfg, out: Path, *, quiet: bool, json_out: bool,
                       no_cache: bool = False, cache_dir: Path | None = None,
-                      title: str = "", replace: bool = False) -> None:
+                      title: str = "", replace: bool = False, resume: bool = False) -> None:
     from osdml.errors import CheckFailed
     from osdml.pipeline import train_run
 
     console = _console(stderr=True)
     show = not quiet and not json_out and console.is_terminal
     run = train_run(files, cfg, out, progress=show, cache=not no_cache, cache_dir=cache_dir,
-                    replace=replace)
+                    replace=replace, resume=resume)
     if json_out:
         _print_json(run.summary)
     else:

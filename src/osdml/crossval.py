@@ -14,8 +14,10 @@ directory (``run-001``, ``run-002``, ...) holding:
   fold; ``report.md`` and ``report.html`` with plots.
 
 Each split trains in ``folds/.<name>.partial`` and is renamed to ``folds/<name>`` only when
-complete, so a run killed at any moment loses at most the fold in progress; ``resume`` removes
-that partial folder, skips the complete folds and trains the rest from the recorded manifest.
+complete, so a run killed at any moment keeps every complete fold; within the fold in progress
+training saves ``last.ckpt`` after every epoch. ``resume`` skips the complete folds, continues
+the interrupted one from its last completed epoch (or restarts it if none completed) and trains
+the rest from the recorded manifest; the result equals an uninterrupted run's.
 
 Choosing among folds uses validation results only (``EvaluateConfig.best_fold``); for a nested
 run the same rule picks each outer fold's model among its inner folds, and that model's test
@@ -181,9 +183,15 @@ def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *
         f"({cfg.data.split.method}), {len(selection)} events ({counts[1]} seizure)")
     folds_dir = run_dir / "folds"
     folds_dir.mkdir(exist_ok=True)
+    from osdml.train.fit import CHECKPOINT
+
     for stale in folds_dir.glob(".*.partial"):
-        log(f"{stale.name[1:-8]}: removing the unfinished attempt")
-        shutil.rmtree(stale)
+        if (stale / CHECKPOINT).is_file():
+            log(f"{stale.name[1:-8]}: resuming the unfinished fold from its last completed "
+                "epoch")
+        else:
+            log(f"{stale.name[1:-8]}: removing the unfinished attempt (no completed epoch)")
+            shutil.rmtree(stale)
     # ---------------------------------------------------------------- the folds
     from osdml.pipeline import train_split
 
@@ -203,7 +211,8 @@ def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *
             log(f"{split.name}: training on {len(split.train)} events, choosing on "
                 f"{len(split.val)}, testing on {len(split.test)}")
             try:
-                train_split(streams, selection, split, cfg, partial, progress=progress)
+                train_split(streams, selection, split, cfg, partial, progress=progress,
+                            resume=True)
             except KeyboardInterrupt:
                 log(f"{split.name}: interrupted; resume with osdml run --resume {run_dir}")
                 raise

@@ -71,7 +71,7 @@ class TrainRun:
 def train_run(files: Sequence[str | Path], config: RunConfig, out_dir: str | Path, *,
               progress: bool = True, cache: bool = True, cache_dir: str | Path | None = None,
               read_progress: Callable[[int], None] | None = None,
-              replace: bool = False) -> TrainRun:
+              replace: bool = False, resume: bool = False) -> TrainRun:
     """Train, evaluate, export and validate one model on one train/validation/test split.
 
     Parameters
@@ -87,6 +87,10 @@ def train_run(files: Sequence[str | Path], config: RunConfig, out_dir: str | Pat
     replace : bool, default=False
         Replace the files of a previous run in `out_dir` (otherwise that is an error: a new
         run must not mix its files with an old one's).
+    resume : bool, default=False
+        Continue the interrupted run in `out_dir`: its recorded configuration (`config` may be
+        None, else it must equal it) and split, training from the last completed epoch
+        (``last.ckpt``); the result equals an uninterrupted run's.
 
     Returns
     -------
@@ -101,6 +105,9 @@ def train_run(files: Sequence[str | Path], config: RunConfig, out_dir: str | Pat
         a class that training needs; if training diverges.
     """
     out = Path(out_dir)
+    if resume:
+        return _resume_run(out, config, files, progress=progress, cache=cache,
+                           cache_dir=cache_dir, read_progress=read_progress)
     cfg = config
     _check_out_dir(out, replace)
     window, hop = cfg.data.windows.samples(cfg.data.reader.sample_rate_hz)
@@ -133,6 +140,32 @@ def train_run(files: Sequence[str | Path], config: RunConfig, out_dir: str | Pat
     write_manifest(out / "split.json", split_manifest(streams, selection, [split], split_cfg))
     write_json(out / "data_report.json", streams.report.to_dict())
     return train_split(streams, selection, split, cfg, out, parts=parts, progress=progress)
+
+
+def _resume_run(out: Path, config: RunConfig | None, files, **load) -> TrainRun:
+    from osdml.config import load_config
+    from osdml.crossval import _comparable, _first_difference
+    from osdml.data.split import read_manifest
+
+    lacking = [n for n in ("config.toml", "split.json") if not (out / n).is_file()]
+    if not out.is_dir() or lacking:
+        raise InputError(f"cannot resume {out}: not an interrupted osdml train folder "
+                         f"({' and '.join(lacking) or 'no such folder'}"
+                         f"{' missing' if lacking else ''})")
+    if (out / "summary.json").is_file():
+        raise InputError(f"cannot resume {out}: the run is complete (summary.json); start a new "
+                         "run with another --out")
+    cfg = load_config(out / "config.toml")
+    if config is not None and _comparable(config) != _comparable(cfg):
+        raise InputError(f"cannot resume {out}: the configuration differs from the run's own "
+                         f"({_first_difference(config, cfg)}); resume without --config")
+    streams = load_streams(list(files or cfg.data.files), cfg.data.reader,
+                           cache=load["cache"], cache_dir=load["cache_dir"],
+                           progress=load["read_progress"])
+    selection = select_events(streams, cfg.data.selection)
+    (split,) = read_manifest(out / "split.json", streams)
+    return train_split(streams, selection, split, cfg, out, progress=load["progress"],
+                       resume=True)
 
 
 @dataclass
@@ -172,13 +205,16 @@ def split_windows(streams, selection, split, cfg: RunConfig) -> SplitWindows:
 
 
 def train_split(streams, selection, split, cfg: RunConfig, out: Path, *,
-                parts: SplitWindows | None = None, progress: bool = True) -> TrainRun:
+                parts: SplitWindows | None = None, progress: bool = True,
+                resume: bool = False) -> TrainRun:
     """Train on one split's training part, choose the checkpoint on its validation part,
     evaluate on validation and test, export and validate the artefacts into `out`.
 
     Writes ``metrics.csv``, ``training.png``, the artefacts, ``validation.json``,
     ``predictions.npz`` (p(seizure) of every validation and test window), ``events.csv``
     (one row per validation and test event, app alarm rule) and ``summary.json`` last.
+    Training saves ``last.ckpt`` after every epoch; with `resume` it continues from there
+    (it is removed once ``summary.json`` is written).
 
     Raises
     ------
@@ -193,7 +229,7 @@ def train_split(streams, selection, split, cfg: RunConfig, out: Path, *,
     from osdml.evaluate.report import plot_training
     from osdml.train.fit import fit
 
-    result = fit(cfg, train, val, out_dir=out, progress=progress)
+    result = fit(cfg, train, val, out_dir=out, progress=progress, resume=resume)
     plot_training(result.history, result.chosen_epoch, out / "training.png",
                   title=f"{split.name}: chosen epoch {result.chosen_epoch} ({result.criterion})")
     # ---------------------------------------------------------------- evaluate
@@ -285,12 +321,15 @@ def train_split(streams, selection, split, cfg: RunConfig, out: Path, *,
                "missing": missing, "validation_passed": all(c.passed for c in checks),
                "validation_windows": source}
     write_json(out / "summary.json", summary)
+    from osdml.train.fit import CHECKPOINT
+
+    (out / CHECKPOINT).unlink(missing_ok=True)  # the run is complete: nothing to resume
     return TrainRun(out, artefacts, missing, checks, summary, sizes)
 
 
 RUN_FILES = ("config.toml", "split.json", "data_report.json", "metrics.csv", "training.png",
              "model.pt", "model.ptl", "model.pte", "model.pte.json", "validation.json",
-             "predictions.npz", "events.csv", "sweep.json", "summary.json")
+             "predictions.npz", "events.csv", "sweep.json", "summary.json", "last.ckpt")
 
 
 def _check_out_dir(out: Path, replace: bool) -> None:

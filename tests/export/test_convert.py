@@ -261,6 +261,35 @@ def test_a_pickle_that_runs_code_is_never_loaded_without_trust(tmp_path, capsys)
     assert not marker.exists()
 
 
+def test_no_command_runs_the_code_in_an_untrusted_pickle(tmp_path, capsys, synth_dir,
+                                                         tiny_run):
+    """Every command that loads a model file (and resume, which loads a training checkpoint)
+    refuses the pickle without running it; --trust is the only way, and it does run it."""
+    import shutil
+
+    marker = tmp_path / "PWNED"
+    evil = tmp_path / "evil.pt"
+    torch.save({"weights": _Evil(marker)}, evil)
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run.out_dir, run)
+    (run / "summary.json").unlink()
+    shutil.copy(evil, run / "last.ckpt")  # a planted "checkpoint" in an interrupted run
+    for args in (["convert", str(evil)], ["validate", str(evil), "--data", str(synth_dir)],
+                 ["validate", str(tiny_run.artefacts["pte"]), "--reference", str(evil),
+                  "--data", str(synth_dir)],
+                 ["replay", "-m", str(evil), "-d", str(synth_dir), "-o", str(tmp_path / "r")],
+                 ["bench", str(evil), "--runs", "2"],
+                 ["train", "-o", str(run), "--resume", "-q", "--no-cache"]):
+        code = main(args)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1, (args, err)
+        assert not marker.exists(), args
+    # the test can tell: trusting the file runs its code
+    main(["convert", str(evil), "--trust", "-o", str(tmp_path / "x.pte")])
+    capsys.readouterr()
+    assert marker.exists()
+
+
 def test_a_failed_check_writes_nothing(tmp_path, capsys):
     m = _model()
     with torch.no_grad():

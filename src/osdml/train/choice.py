@@ -118,6 +118,17 @@ class CheckpointChoice(L.Callback):
         if self.csv_path is not None:
             write_metrics_csv(self.csv_path, self.history)
 
+    def state_dict(self) -> dict[str, Any]:
+        """History and the kept weights, saved in Lightning checkpoints (for resume)."""
+        return {"history": self.history, "best": self._best, "best_loss": self._best_loss}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = list(state_dict["history"])
+        self._best = _tuple(state_dict["best"])
+        self._best_loss = _tuple(state_dict["best_loss"])
+        if self.csv_path is not None and self.history:
+            write_metrics_csv(self.csv_path, self.history)
+
     def choice(self) -> Choice:
         """The chosen weights.
 
@@ -141,6 +152,14 @@ class CheckpointChoice(L.Callback):
         warning = f"{why}; using the epoch with the lowest validation loss instead"
         warnings.warn(warning, stacklevel=2)
         return Choice(self._best_loss[1], "val_loss", warning, self._best_loss[2])
+
+
+def _tuple(best):
+    """A (score, epoch, weights) entry as saved (lists after a round trip) -> tuples."""
+    if best is None:
+        return None
+    score, epoch, weights = best
+    return (tuple(score), int(epoch), weights)
 
 
 def _copy_state(module: L.LightningModule) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -50,8 +51,12 @@ class FitResult:
         return next(r for r in self.history if r["epoch"] == self.chosen_epoch)
 
 
+CHECKPOINT = "last.ckpt"
+
+
 def fit(config: RunConfig, train: WindowSet, val: Windows | WindowSet, *,
-        out_dir: Path | None = None, progress: bool = True) -> FitResult:
+        out_dir: Path | None = None, progress: bool = True, resume: bool = False
+        ) -> FitResult:
     """Train ``config.model`` on `train`, choosing the checkpoint on `val`.
 
     Parameters
@@ -64,9 +69,14 @@ def fit(config: RunConfig, train: WindowSet, val: Windows | WindowSet, *,
         Validation windows: checkpoint choice and early stopping. Must hold both classes
         for the metric criteria to apply.
     out_dir : Path, optional
-        Where ``metrics.csv`` is written after every epoch.
+        Where ``metrics.csv`` is written after every epoch, and ``last.ckpt``: the state at
+        the end of the last completed epoch (weights, optimiser, schedule, early stopping,
+        checkpoint choice, random state), written atomically.
     progress : bool, default=True
         Show Lightning's progress bar (on stderr).
+    resume : bool, default=False
+        Continue from ``out_dir/last.ckpt`` when it exists: the result is the same as a run
+        that never stopped (same data, configuration and seed).
 
     Returns
     -------
@@ -103,25 +113,118 @@ def fit(config: RunConfig, train: WindowSet, val: Windows | WindowSet, *,
     if cfg.early_stopping_patience:
         callbacks.append(L.pytorch.callbacks.EarlyStopping(
             "val_loss", patience=cfg.early_stopping_patience, mode="min"))
+    ckpt = out_dir / CHECKPOINT if out_dir else None
+    if ckpt is not None:
+        callbacks.append(EpochCheckpoint(ckpt))
+    resume_from = ckpt if resume and ckpt is not None and ckpt.is_file() else None
+    if resume_from is not None and _finished(resume_from):
+        # training had finished (killed while exporting): restore its outcome, train nothing
+        state = torch.load(resume_from, map_location="cpu", weights_only=True)
+        module.load_state_dict(state["state_dict"])
+        choice_cb.load_state_dict(state["callbacks"][choice_cb.state_key])
+        return _result(model, choice_cb, arch_kwargs)
     with tempfile.TemporaryDirectory() as scratch, _quiet_lightning():
         trainer = L.Trainer(
             max_epochs=cfg.max_epochs, accelerator="cpu", devices=1, deterministic=True,
-            logger=False, enable_checkpointing=False, enable_model_summary=False,
+            logger=False, enable_checkpointing=ckpt is not None, enable_model_summary=False,
             num_sanity_val_steps=0, enable_progress_bar=progress, callbacks=callbacks,
             default_root_dir=scratch)
         try:
-            trainer.fit(module, datamodule=data)
+            trainer.fit(module, datamodule=data,
+                        ckpt_path=None if resume_from is None else str(resume_from))
         except SystemExit:
             # Lightning turns Ctrl-C into a graceful shutdown and sys.exit(1): report it as
             # the interruption it is
             if trainer.interrupted:
                 raise KeyboardInterrupt from None
             raise
-    # ---------------------------------------------------------------- chosen weights
+    return _result(model, choice_cb, arch_kwargs)
+
+
+def _result(model, choice_cb: CheckpointChoice, arch_kwargs) -> FitResult:
     choice: Choice = choice_cb.choice()
     model.load_state_dict(choice.state_dict)
     return FitResult(model.eval(), choice.epoch, choice.criterion, choice.warning,
                      choice_cb.history, len(choice_cb.history), arch_kwargs)
+
+
+class EpochCheckpoint(L.pytorch.callbacks.Checkpoint):
+    """Save the whole training state to `path` after every completed epoch, and once more
+    marked finished when training ends; each save goes to a temporary name and is renamed, so
+    `path` always holds a complete checkpoint.
+
+    The save happens as the next epoch starts: Lightning then counts the previous epoch as
+    complete, so a resume starts the next epoch afresh (a checkpoint taken in
+    ``on_train_epoch_end`` is resumed by re-running that epoch on the next epoch's number).
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.finished = False
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.current_epoch > 0:
+            self._save(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if not trainer.interrupted:
+            self.finished = True
+            self._save(trainer)
+
+    def on_save_checkpoint(self, trainer, module, checkpoint: dict[str, Any]) -> None:
+        checkpoint["osdml_finished"] = self.finished
+        if not self.finished:
+            _epoch_boundary(checkpoint.get("loops", {}).get("fit_loop"), trainer.current_epoch)
+
+    def _save(self, trainer: L.Trainer) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        trainer.save_checkpoint(tmp)
+        os.replace(tmp, self.path)
+
+
+def _epoch_boundary(fit_loop: dict[str, Any] | None, epochs_done: int) -> None:
+    """Make the saved loop state say: `epochs_done` epochs complete, nothing of the next one
+    started (taken as the next epoch starts, Lightning's state has the new epoch counted as
+    started and the last validation pass as current, so a resume would skip validation)."""
+    if not fit_loop:
+        return
+    for part in ("total", "current"):
+        progress = fit_loop["epoch_progress"][part]
+        for key in progress:
+            progress[key] = epochs_done
+    for name in ("epoch_loop.batch_progress", "epoch_loop.val_loop.batch_progress"):
+        if name in fit_loop:
+            current = fit_loop[name]["current"]
+            for key in current:
+                current[key] = 0
+            fit_loop[name]["is_last_batch"] = False
+    sched = fit_loop.get("epoch_loop.scheduler_progress", {}).get("current")
+    for key in sched or {}:
+        sched[key] = 0
+
+
+def _finished(path: Path) -> bool:
+    """Whether the checkpoint says training had finished. It is loaded with
+    ``weights_only=True`` (tensors and plain data only: a pickle that would run code is
+    refused, never executed).
+
+    Raises
+    ------
+    InputError
+        If `path` is not a checkpoint this version of osdml wrote.
+    """
+    from osdml.errors import InputError
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or "state_dict" not in state:
+            raise ValueError("no training state inside")
+    except Exception as e:
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"cannot resume from {path}: not a training checkpoint osdml can "
+                         f"load safely ({why[:160]}); delete it to train from the first "
+                         "epoch") from None
+    return bool(state.get("osdml_finished"))
 
 
 @contextlib.contextmanager

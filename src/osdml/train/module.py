@@ -64,6 +64,32 @@ class SeizureClassifier(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # the random state at the end of the epoch (dropout draws), so a resumed run continues
+        # with the same numbers as one that never stopped
+        # stored as tensors and plain tuples, so the checkpoint loads with weights_only=True
+        import random
+
+        import numpy as np
+
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        checkpoint["osdml_rng"] = {
+            "torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
+                      float(gauss))}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        import random
+
+        import numpy as np
+
+        rng = checkpoint.get("osdml_rng")
+        if rng:
+            torch.set_rng_state(rng["torch"])
+            random.setstate(_tuples(rng["python"]))
+            kind, keys, pos, has_gauss, gauss = rng["numpy"]
+            np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+
     def _step(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
         logits = self(x)
@@ -120,3 +146,8 @@ class SeizureClassifier(L.LightningModule):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def _tuples(v):
+    """random.setstate needs tuples where a round trip may give lists."""
+    return tuple(_tuples(x) for x in v) if isinstance(v, (list, tuple)) else v

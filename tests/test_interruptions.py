@@ -1,0 +1,137 @@
+"""Real signals: SIGKILL during training and during export, SIGINT during a cross-validation
+run. Afterwards no half-written file carries a final name, and --resume gives the same result
+as a run that was never interrupted (same data, configuration and seed)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+
+import pytest
+import torch
+
+from conftest import TINY_TRAIN
+from osdml.cli import main
+from osdml.config import load_config
+from osdml.crossval import run_crossval
+from osdml.pipeline import train_run
+
+CLI = [sys.executable, "-c", "import sys; from osdml.cli import main; sys.exit(main())"]
+ARTEFACTS = ("model.pt", "model.ptl", "model.pte", "model.pte.json", "summary.json")
+
+
+def slow_config(synth_dir, **split):
+    """Long enough epochs (~0.5 s) to be interrupted in the middle of training."""
+    train = {**TINY_TRAIN["train"], "max_epochs": 5, "windows_per_epoch": 512}
+    data = {**TINY_TRAIN["data"], "files": [str(synth_dir)], "split": split or {}}
+    return load_config(None, {"data": data, "train": train})
+
+
+def write_config(cfg, path):
+    path.write_text(cfg.to_toml())
+    assert tomllib.loads(path.read_text())  # valid TOML
+    return path
+
+
+def start(args, tmp_path):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.Popen(CLI + args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(proc, condition, timeout=240):
+    t0 = time.monotonic()
+    while not condition():
+        if proc.poll() is not None:
+            pytest.fail(f"finished before the interruption point: {proc.stderr.read()}")
+        if time.monotonic() - t0 > timeout:
+            proc.kill()
+            pytest.fail("interruption point never reached")
+        time.sleep(0.02)
+
+
+def epochs_done(folder):
+    path = folder / "metrics.csv"
+    try:
+        return len(list(csv.DictReader(path.open()))) if path.is_file() else 0
+    except OSError:
+        return 0
+
+
+def same_training(a, b):
+    """Same epochs, same validation numbers, same chosen weights."""
+    rows_a = list(csv.DictReader((a / "metrics.csv").open()))
+    rows_b = list(csv.DictReader((b / "metrics.csv").open()))
+    assert [r["val_loss"] for r in rows_a] == [r["val_loss"] for r in rows_b]
+    wa = torch.load(a / "model.pt", weights_only=True)["model_state_dict"]
+    wb = torch.load(b / "model.pt", weights_only=True)["model_state_dict"]
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.fixture(scope="module")
+def reference(synth_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "run"
+    train_run([synth_dir], slow_config(synth_dir), out, progress=False, cache=False)
+    return out
+
+
+def test_sigkill_during_training_then_resume_from_the_last_epoch(synth_dir, reference,
+                                                                  tmp_path):
+    cfg = write_config(slow_config(synth_dir), tmp_path / "cfg.toml")
+    run = tmp_path / "run"
+    proc = start(["train", "-c", str(cfg), "-o", str(run), "-q", "--no-cache"], tmp_path)
+    wait_for(proc, lambda: epochs_done(run) >= 2 and (run / "last.ckpt").is_file())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not any((run / n).exists() for n in ARTEFACTS)  # killed while training
+    killed_at = epochs_done(run)
+    assert 2 <= killed_at < 5
+    assert main(["train", "-o", str(run), "--resume", "-q", "--no-cache"]) == 0
+    assert not (run / "last.ckpt").exists()  # complete: nothing left to resume
+    assert not [p.name for p in run.iterdir() if p.name.startswith(".")]  # no temporary file
+    same_training(run, reference)
+
+
+def test_sigkill_during_export_then_resume(synth_dir, reference, tmp_path):
+    cfg = write_config(slow_config(synth_dir), tmp_path / "cfg.toml")
+    run = tmp_path / "run"
+    proc = start(["train", "-c", str(cfg), "-o", str(run), "-q", "--no-cache"], tmp_path)
+    wait_for(proc, lambda: (run / "model.pt").is_file())  # export has begun
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "summary.json").exists()
+    # whatever has a final name is complete: the checkpoint loads
+    torch.load(run / "model.pt", weights_only=True)
+    assert main(["train", "-o", str(run), "--resume", "-q", "--no-cache"]) == 0
+    same_training(run, reference)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["validation_passed"] and set(summary["artefacts"]) == {"pt", "ptl", "pte"}
+
+
+def test_sigint_during_a_cross_validation_run_then_resume(synth_dir, tmp_path):
+    cfg = slow_config(synth_dir, method="kfold", n_folds=2)
+    cfg = cfg.model_copy(update={"export": cfg.export.model_copy(update={"formats": ["pt"]})})
+    reference = run_crossval(cfg, tmp_path / "ref", progress=False, cache=False)
+    path = write_config(cfg, tmp_path / "cv.toml")
+    proc = start(["run", "-c", str(path), "-o", str(tmp_path / "runs"), "-q", "--no-cache"],
+                 tmp_path)
+    run = tmp_path / "runs" / "run-001"
+    partial = run / "folds" / ".fold1.partial"
+    wait_for(proc, lambda: epochs_done(partial) >= 1 and (partial / "last.ckpt").is_file())
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == 130
+    assert "interrupted" in proc.stderr.read()
+    assert (run / "folds" / "fold0" / "summary.json").is_file()
+    assert not (run / "folds" / "fold1").exists() and not (run / "best").exists()
+    r = run_crossval(None, resume=run, progress=False, cache=False)
+    assert r.skipped == ["fold0"]
+    assert "fold1: resuming the unfinished fold" in (run / "run.log").read_text()
+    for name in ("fold0", "fold1"):
+        same_training(run / "folds" / name, reference.run_dir / "folds" / name)
+    assert r.best == reference.best
