@@ -937,7 +937,8 @@ def bench(
         _render_bench(results, markdown)
     errors = [r for r in results if "error" in r]
     if errors:
-        raise InputError("; ".join(f"{r['file']}: {r['error']}" for r in errors))
+        raise InputError("; ".join(r["error"] if r["file"] in r["error"] else
+                                   f"{r['file']}: {r['error']}" for r in errors))
 
 
 def _require_executorch(files: list[Path] | None = None) -> None:

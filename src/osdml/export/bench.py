@@ -140,10 +140,17 @@ def _load_pte(path: Path, kind: str, threads: int, profile: bool):
         data = deserialize_from_flatbuffer_to_bundled_program(path.read_bytes()).program
     etdump = Path(str(path) + ".etdp") if profile else None
     t = time.perf_counter()
-    with _quiet_stderr():
-        program = runtime.load_program(data, enable_etdump=profile,
-                                       debug_buffer_size=(1 << 20) if profile else 0)
-        method = program.load_method("forward")
+    from osdml.errors import InputError
+    from osdml.export.pte import unloadable
+
+    try:
+        with _quiet_stderr():
+            program = runtime.load_program(data, enable_etdump=profile,
+                                           debug_buffer_size=(1 << 20) if profile else 0)
+            method = program.load_method("forward")
+    except Exception as e:
+        raise InputError(unloadable(path, e, data if isinstance(data, bytes) else None)
+                         ) from None
     load_ms = (time.perf_counter() - t) * 1e3
     meta = method.metadata.input_tensor_meta(0)
     about = describe(path)

@@ -247,6 +247,21 @@ def _quiet_stderr():
         os.close(saved)
 
 
+def unloadable(path: Path, error: Exception, data: bytes | None = None) -> str:
+    """One line on why the runtime refused `path`: the flatbuffer parser's reason when it has
+    one (the runtime itself only gives an error code), else the runtime's message."""
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    try:
+        from executorch.exir._serialize._program import deserialize_pte_binary
+
+        deserialize_pte_binary(data if data is not None else Path(path).read_bytes())
+    except Exception as e:  # the parser says what is wrong with the bytes
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        reason = f"the program does not parse: {first[:200]}"
+    return (f"cannot load {path} as an ExecuTorch program ({reason}); a truncated or "
+            "damaged file? Rebuild it with osdml convert")
+
+
 class PteRunner:
     """Run a .pte's ``forward`` in the ExecuTorch runtime, one window at a time.
 
@@ -266,8 +281,8 @@ class PteRunner:
                                                           else self.path)
                 self.method = self.program.load_method("forward")
         except Exception as e:
-            raise InputError(f"cannot load {self.path} as an ExecuTorch program: "
-                             f"{str(e).splitlines()[0]}") from None
+            raise InputError(unloadable(self.path, e, path if isinstance(path, bytes) else None)
+                             ) from None
         meta = self.method.metadata.input_tensor_meta(0)
         self.input_shape = tuple(meta.sizes())
         self.input_dtype = _SCALAR_TYPES.get(int(meta.dtype()), f"dtype code {meta.dtype()}")
