@@ -141,3 +141,13 @@ def test_sigint_during_a_cross_validation_run_then_resume(synth_dir, tmp_path):
     for name in ("fold0", "fold1"):
         same_training(run / "folds" / name, reference.run_dir / "folds" / name)
     assert r.best == reference.best
+
+
+def test_train_resume_refuses_what_cannot_be_resumed(tiny_run, tmp_path, capsys):
+    for args, phrase in ((["-o", str(tiny_run.out_dir)], "the run is complete"),
+                         (["-o", str(tmp_path / "nope")], "no such folder"),
+                         (["-o", str(tmp_path)], "config.toml and split.json missing"),
+                         (["-o", str(tmp_path), "--replace"], "give one of them")):
+        assert main(["train", "--resume", *args]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and phrase in err[0], err

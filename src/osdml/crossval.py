@@ -139,8 +139,9 @@ def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *
     if resume is not None:
         run_dir = Path(resume)
         if not run_dir.is_dir():
-            raise InputError(f"cannot resume {run_dir}: no such folder; pass the run-NNN folder "
-                             "an earlier osdml run wrote")
+            raise InputError(f"cannot resume {run_dir}: "
+                             f"{'not a folder' if run_dir.exists() else 'no such folder'}; pass "
+                             "the run-NNN folder an earlier osdml run wrote")
         lacking = [n for n in ("config.toml", "split.json") if not (run_dir / n).is_file()]
         if lacking:
             raise InputError(f"cannot resume {run_dir}: not a run folder ({' and '.join(lacking)}"

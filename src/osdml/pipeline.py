@@ -147,11 +147,14 @@ def _resume_run(out: Path, config: RunConfig | None, files, **load) -> TrainRun:
     from osdml.crossval import _comparable, _first_difference
     from osdml.data.split import read_manifest
 
+    if not out.is_dir():
+        what = "not a folder" if out.exists() else "no such folder"
+        raise InputError(f"cannot resume {out}: {what}; pass the --out folder of the "
+                         "interrupted osdml train")
     lacking = [n for n in ("config.toml", "split.json") if not (out / n).is_file()]
-    if not out.is_dir() or lacking:
+    if lacking:
         raise InputError(f"cannot resume {out}: not an interrupted osdml train folder "
-                         f"({' and '.join(lacking) or 'no such folder'}"
-                         f"{' missing' if lacking else ''})")
+                         f"({' and '.join(lacking)} missing)")
     if (out / "summary.json").is_file():
         raise InputError(f"cannot resume {out}: the run is complete (summary.json); start a new "
                          "run with another --out")
