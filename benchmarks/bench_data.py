@@ -127,15 +127,9 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    cols = list(rows[0])
-    if args.markdown:
-        print("| " + " | ".join(cols) + " |")
-        print("|" + "---|" * len(cols))
-        for r in rows:
-            print("| " + " | ".join(str(r[c]) for c in cols) + " |")
-    else:
-        for r in rows:
-            print(", ".join(f"{c}={r[c]}" for c in cols))
+    from _table import print_rows
+
+    print_rows(rows, args.markdown)
 
 
 if __name__ == "__main__":

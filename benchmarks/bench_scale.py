@@ -164,16 +164,10 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
     if args.json:
         print(json.dumps(rows, indent=2))
-    elif args.markdown:
-        cols = list(rows[0])
-        print("| " + " | ".join(cols) + " |")
-        print("|" + "---|" * len(cols))
-        for r in rows:
-            print("| " + " | ".join(f"{r[c]:,}" if isinstance(r[c], int) else str(r[c])
-                                    for c in cols) + " |")
     else:
-        for r in rows:
-            print(", ".join(f"{c}={r[c]}" for c in rows[0]))
+        from _table import print_rows
+
+        print_rows(rows, args.markdown)
     if len(rows) > 1:
         a, b = rows[0], rows[-1]
         grow = b["events"] / a["events"]

@@ -417,3 +417,23 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
         else:
             out[k] = v
     return out
+
+
+def config_difference(a: RunConfig, b: RunConfig) -> str | None:
+    """The first key where two run configurations differ, as "key: A here, B in the run", or
+    None when they are the same. ``data.files`` is not compared (a run records its files
+    resolved; the events themselves are checked against the split manifest)."""
+    def plain(cfg: RunConfig) -> dict:
+        d = cfg.model_dump(mode="json")
+        d["data"].pop("files", None)
+        return d
+
+    def walk(x, y, path):
+        if isinstance(x, dict) and isinstance(y, dict):
+            for k in sorted(set(x) | set(y)):
+                found = walk(x.get(k), y.get(k), (*path, k))
+                if found:
+                    return found
+            return None
+        return None if x == y else f"{'.'.join(path)}: {x!r} here, {y!r} in the run"
+    return walk(plain(a), plain(b), ())

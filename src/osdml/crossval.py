@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from osdml.config import EvaluateConfig, RunConfig
+from osdml.config import EvaluateConfig, RunConfig, config_difference
 from osdml.errors import InputError
 from osdml.fileio import atomic_write, write_json
 
@@ -147,9 +147,9 @@ def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *
             raise InputError(f"cannot resume {run_dir}: not a run folder ({' and '.join(lacking)}"
                              f" missing); pass the run-NNN folder an earlier osdml run wrote")
         recorded = load_config(run_dir / "config.toml")
-        if config is not None and _comparable(config) != _comparable(recorded):
+        if config is not None and config_difference(config, recorded):
             raise InputError(f"cannot resume {run_dir}: --config differs from the run's own "
-                             f"configuration ({_first_difference(config, recorded)}); resume "
+                             f"configuration ({config_difference(config, recorded)}); resume "
                              "without --config, or start a new run")
         cfg = recorded
     else:
@@ -418,24 +418,6 @@ def _read_json(path: Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise InputError(f"cannot read {path}: {e}") from None
-
-
-def _comparable(cfg: RunConfig) -> dict:
-    d = cfg.model_dump(mode="json")
-    d["data"].pop("files", None)  # resolved on first use; the data is checked by the manifest
-    return d
-
-
-def _first_difference(a: RunConfig, b: RunConfig) -> str:
-    def walk(x, y, path):
-        if isinstance(x, dict) and isinstance(y, dict):
-            for k in sorted(set(x) | set(y)):
-                found = walk(x.get(k), y.get(k), (*path, k))
-                if found:
-                    return found
-            return None
-        return None if x == y else f"{'.'.join(path)}: {x!r} here, {y!r} in the run"
-    return walk(_comparable(a), _comparable(b), ()) or "?"
 
 
 class _Log:

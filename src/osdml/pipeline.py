@@ -143,8 +143,7 @@ def train_run(files: Sequence[str | Path], config: RunConfig, out_dir: str | Pat
 
 
 def _resume_run(out: Path, config: RunConfig | None, files, **load) -> TrainRun:
-    from osdml.config import load_config
-    from osdml.crossval import _comparable, _first_difference
+    from osdml.config import config_difference, load_config
     from osdml.data.split import read_manifest
 
     if not out.is_dir():
@@ -159,9 +158,9 @@ def _resume_run(out: Path, config: RunConfig | None, files, **load) -> TrainRun:
         raise InputError(f"cannot resume {out}: the run is complete (summary.json); start a new "
                          "run with another --out")
     cfg = load_config(out / "config.toml")
-    if config is not None and _comparable(config) != _comparable(cfg):
+    if config is not None and config_difference(config, cfg):
         raise InputError(f"cannot resume {out}: the configuration differs from the run's own "
-                         f"({_first_difference(config, cfg)}); resume without --config")
+                         f"({config_difference(config, cfg)}); resume without --config")
     streams = load_streams(list(files or cfg.data.files), cfg.data.reader,
                            cache=load["cache"], cache_dir=load["cache_dir"],
                            progress=load["read_progress"])

@@ -165,14 +165,16 @@ def traces_from_windows(windows, p_seizure: np.ndarray, labels_by_event: dict[in
         starts = np.asarray(windows.starts)[idx]
         segment = np.cumsum(np.r_[0, starts[1:] != starts[:-1] + hop_samples]) if len(idx) \
             else np.empty(0, dtype=np.int64)
-        out.append(_trace(streams, ei, label, end_dp[idx], np.asarray(p_seizure)[idx],
+        out.append(trace_of(streams, ei, label, end_dp[idx], np.asarray(p_seizure)[idx],
                           segment, spd))
     return out
 
 
-def _trace(streams, ei: int, label: int, dp_index: np.ndarray, p: np.ndarray,
-           segment: np.ndarray, spd: int) -> EventTrace:
-    """A trace of event `ei` whose decisions fall on datapoints `dp_index` of the streams."""
+def trace_of(streams, ei: int, label: int, dp_index: np.ndarray, p: np.ndarray,
+             segment: np.ndarray, spd: int) -> EventTrace:
+    """The ``EventTrace`` of event `ei` of `streams`: decisions `p` (n,) taken after the
+    datapoints `dp_index` (n,) (indices into the streams' per-datapoint arrays), in
+    `segment` (n,); `spd` samples per datapoint."""
     info = streams.events[ei]
     rows = streams.segment_rows(ei)
     dps = np.concatenate([np.arange(s // spd, (s + n) // spd) for s, n, _ in rows]) \

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from osdml.evaluate.events import EventTrace, _trace, score_trace, write_events_csv
+from osdml.evaluate.events import EventTrace, score_trace, trace_of, write_events_csv
 from osdml.evaluate.metrics import event_summary
 
 REPLAY_COLUMNS = ("id", "user", "type", "subtype", "label", "alarm", "warning", "alarms",
@@ -155,7 +155,7 @@ def replay(model: str | Path, streams, events: Sequence[int], labels: Sequence[i
                 else np.empty((0, 2), np.float32)
         z = logits - logits.max(axis=1, keepdims=True) if len(logits) else logits
         p = (np.exp(z)[:, 1] / np.exp(z).sum(axis=1)) if len(z) else np.empty(0)
-        traces.append(_trace(streams, int(ei), int(label), dp_global[dps], p,
+        traces.append(trace_of(streams, int(ei), int(label), dp_global[dps], p,
                              np.zeros(len(p), np.int64), spd))
         if progress:
             progress(k + 1)
