@@ -148,8 +148,11 @@ def test_resume_names_what_is_missing_and_retrains_an_unreadable_fold(kfold_run,
     assert len(err) == 1 and "split.json missing" in err[0] and "config.toml" not in err[0]
     (copy / "split.json.bak").rename(copy / "split.json")
     (copy / "folds" / "fold0" / "summary.json").write_text("garbage{")
+    stale = copy / ".summary.json.ab12cd.tmp"  # an atomic write killed half-way
+    stale.write_text("{half")
     r = run_crossval(None, resume=copy, progress=False, cache=False)
     assert r.skipped == ["fold1"]
+    assert not stale.exists()
     assert "fold0: summary.json missing or unreadable" in (copy / "run.log").read_text()
     assert r.folds["fold0"]["chosen_epoch"] == kfold_run.folds["fold0"]["chosen_epoch"]
     # paths recorded in a finished fold point at its final folder, not the partial one

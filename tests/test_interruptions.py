@@ -144,10 +144,33 @@ def test_sigint_during_a_cross_validation_run_then_resume(synth_dir, tmp_path):
 
 
 def test_train_resume_refuses_what_cannot_be_resumed(tiny_run, tmp_path, capsys):
-    for args, phrase in ((["-o", str(tiny_run.out_dir)], "the run is complete"),
+    import shutil
+
+    interrupted = tmp_path / "interrupted"
+    shutil.copytree(tiny_run.out_dir, interrupted)
+    (interrupted / "summary.json").unlink()
+    (interrupted / ".summary.json.x1y2.tmp").write_text("{half")
+    # the run's own settings given as a k-fold file (train records it as holdout) with one
+    # real difference: the message names that key, not the split method
+    other = tmp_path / "other.toml"
+    other.write_text(tomllib_dump(tiny_run.out_dir / "config.toml", method="kfold",
+                                  lr_peak=0.5))
+    for args, phrase in ((["-o", str(interrupted), "-c", str(other)], "train.lr_peak: 0.5"),
+                         (["-o", str(interrupted), "--seed", "4"], "cannot change a run"),
+                         (["-o", str(tiny_run.out_dir)], "the run is complete"),
                          (["-o", str(tmp_path / "nope")], "no such folder"),
                          (["-o", str(tmp_path)], "config.toml and split.json missing"),
                          (["-o", str(tmp_path), "--replace"], "give one of them")):
         assert main(["train", "--resume", *args]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and phrase in err[0], err
+
+
+def tomllib_dump(config_toml, method, lr_peak):
+    """The run's configuration file with split.method and train.lr_peak replaced."""
+    cfg = load_config(config_toml)
+    cfg = cfg.model_copy(update={
+        "data": cfg.data.model_copy(update={"split": cfg.data.split.model_copy(
+            update={"method": method})}),
+        "train": cfg.train.model_copy(update={"lr_peak": lr_peak})})
+    return cfg.to_toml()

@@ -343,8 +343,10 @@ def train(
         raise InputError("--resume continues the run in --out, --replace starts it again: "
                          "give one of them")
     if resume:
-        cfg = None if config is None and epochs is None and seed is None else \
-            load_config(config, {"train": {"max_epochs": epochs, "seed": seed}})
+        if epochs is not None or seed is not None:
+            raise InputError("--epochs and --seed cannot change a run being resumed: it "
+                             f"continues with its own configuration ({out}/config.toml)")
+        cfg = None if config is None else load_config(config)
         _train_and_report(list(data or []), cfg, _out_path(out), quiet=quiet,
                           json_out=json_out, no_cache=no_cache, cache_dir=cache_dir,
                           resume=True)

@@ -179,6 +179,13 @@ def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *
         write_manifest(run_dir / "split.json",
                        split_manifest(streams, selection, splits, cfg.data.split))
         write_json(run_dir / "data_report.json", streams.report.to_dict())
+    if resume is not None:
+        from osdml.fileio import remove_stale_temporaries
+
+        remove_stale_temporaries(run_dir)
+        for stale in (run_dir / ".best.partial", run_dir / ".best.old"):
+            if stale.is_dir():
+                shutil.rmtree(stale)
     log = _Log(run_dir / "run.log", say)
     log(f"{'resumed' if resume is not None else 'started'} {run_dir}: {len(splits)} splits "
         f"({cfg.data.split.method}), {len(selection)} events ({counts[1]} seizure)")

@@ -94,3 +94,15 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files an interrupted ``atomic_write`` left in `folder` and its
+    subfolders (``.NAME.*.tmp``; never a final name). Returns what was removed."""
+    removed = []
+    for path in Path(folder).rglob(".*.tmp"):
+        if path.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed

@@ -158,9 +158,17 @@ def _resume_run(out: Path, config: RunConfig | None, files, **load) -> TrainRun:
         raise InputError(f"cannot resume {out}: the run is complete (summary.json); start a new "
                          "run with another --out")
     cfg = load_config(out / "config.toml")
-    if config is not None and config_difference(config, cfg):
-        raise InputError(f"cannot resume {out}: the configuration differs from the run's own "
-                         f"({config_difference(config, cfg)}); resume without --config")
+    if config is not None:
+        split = config.data.split.model_copy(update={"method": "holdout"})  # as train_run
+        given = config.model_copy(update={"data": config.data.model_copy(
+            update={"split": split})})
+        diff = config_difference(given, cfg)
+        if diff:
+            raise InputError(f"cannot resume {out}: --config differs from the run's own "
+                             f"configuration ({diff}); resume without --config")
+    from osdml.fileio import remove_stale_temporaries
+
+    remove_stale_temporaries(out)
     streams = load_streams(list(files or cfg.data.files), cfg.data.reader,
                            cache=load["cache"], cache_dir=load["cache_dir"],
                            progress=load["read_progress"])

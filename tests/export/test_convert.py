@@ -284,6 +284,10 @@ def test_no_command_runs_the_code_in_an_untrusted_pickle(tmp_path, capsys, synth
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1, (args, err)
         assert not marker.exists(), args
+    assert "could run code" in err[0]  # the planted checkpoint is named for what it is
+    (run / "last.ckpt").write_bytes(evil.read_bytes()[:200])
+    assert main(["train", "-o", str(run), "--resume", "-q", "--no-cache"]) == 2
+    assert "truncated" in capsys.readouterr().err
     # the test can tell: trusting the file runs its code
     main(["convert", str(evil), "--trust", "-o", str(tmp_path / "x.pte")])
     capsys.readouterr()

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,9 +116,9 @@ def fit(config: RunConfig, train: WindowSet, val: Windows | WindowSet, *,
         callbacks.append(L.pytorch.callbacks.EarlyStopping(
             "val_loss", patience=cfg.early_stopping_patience, mode="min"))
     ckpt = out_dir / CHECKPOINT if out_dir else None
-    if ckpt is not None:
-        callbacks.append(EpochCheckpoint(ckpt))
     resume_from = ckpt if resume and ckpt is not None and ckpt.is_file() else None
+    if ckpt is not None:
+        callbacks.append(EpochCheckpoint(ckpt, resumed=resume_from is not None))
     if resume_from is not None and _finished(resume_from):
         # training had finished (killed while exporting): restore its outcome, train nothing
         state = torch.load(resume_from, map_location="cpu", weights_only=True)
@@ -129,6 +131,7 @@ def fit(config: RunConfig, train: WindowSet, val: Windows | WindowSet, *,
             logger=False, enable_checkpointing=ckpt is not None, enable_model_summary=False,
             num_sanity_val_steps=0, enable_progress_bar=progress, callbacks=callbacks,
             default_root_dir=scratch)
+        sigint = signal.getsignal(signal.SIGINT)
         try:
             trainer.fit(module, datamodule=data,
                         ckpt_path=None if resume_from is None else str(resume_from))
@@ -138,6 +141,9 @@ def fit(config: RunConfig, train: WindowSet, val: Windows | WindowSet, *,
             if trainer.interrupted:
                 raise KeyboardInterrupt from None
             raise
+        finally:  # Lightning leaves Ctrl-C ignored after an interruption; give it back
+            if sigint is not None and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, sigint)
     return _result(model, choice_cb, arch_kwargs)
 
 
@@ -158,11 +164,18 @@ class EpochCheckpoint(L.pytorch.callbacks.Checkpoint):
     ``on_train_epoch_end`` is resumed by re-running that epoch on the next epoch's number).
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, resumed: bool = False):
         self.path = Path(path)
         self.finished = False
+        # after a resume the file already holds the state this first epoch starts from; saving
+        # again would record the random state after the data loader's seed draw, which a
+        # resumed process makes before this hook (a second resume would then drift)
+        self._skip_first = resumed
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self._skip_first:
+            self._skip_first = False
+            return
         if trainer.current_epoch > 0:
             self._save(trainer)
 
@@ -180,6 +193,26 @@ class EpochCheckpoint(L.pytorch.callbacks.Checkpoint):
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         trainer.save_checkpoint(tmp)
         os.replace(tmp, self.path)
+
+
+def _not_a_checkpoint(path: Path, error: Exception) -> str:
+    """What is wrong with a file that should be a training checkpoint, in a few words."""
+    import pickle
+
+    from osdml.export import sniff as sn
+
+    if isinstance(error, pickle.UnpicklingError) and "Weights only" in str(error):
+        return ("it holds pickled Python objects besides tensors (loading them could run "
+                "code), so it was not loaded")
+    if isinstance(error, ValueError) and str(error) == "it holds no training state":
+        return str(error)
+    try:
+        found = sn.sniff(path)
+        if found.kind not in (sn.CHECKPOINT, sn.TORCHSCRIPT):
+            return f"it is {found.description}"
+    except Exception as e:  # sniff's own one-line verdict (empty, truncated, HTML, ...)
+        return str(e).split(": ", 1)[-1]
+    return "a damaged checkpoint (truncated or overwritten?)"
 
 
 def _epoch_boundary(fit_loop: dict[str, Any] | None, epochs_done: int) -> None:
@@ -218,12 +251,10 @@ def _finished(path: Path) -> bool:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(state, dict) or "state_dict" not in state:
-            raise ValueError("no training state inside")
+            raise ValueError("it holds no training state")
     except Exception as e:
-        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(f"cannot resume from {path}: not a training checkpoint osdml can "
-                         f"load safely ({why[:160]}); delete it to train from the first "
-                         "epoch") from None
+        raise InputError(f"cannot resume from {path}: {_not_a_checkpoint(path, e)}; delete it "
+                         "to train from the first epoch") from None
     return bool(state.get("osdml_finished"))
 
 
