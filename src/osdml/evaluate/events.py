@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from osdml.alarm import ALARM, OK, STEP_S, WARNING, alarm_states
+from osdml.alarm import ALARM, STEP_S, WARNING, alarm_states
 from osdml.fileio import atomic_write
 
 OSD_ALARM = 2  # datapoint alarmState of the built-in algorithm; 5 (manual alarm) is ignored
@@ -197,7 +197,7 @@ def trace_of(streams, ei: int, label: int, dp_index: np.ndarray, p: np.ndarray,
         osd_t_s=t_dp, osd_state=state)
 
 
-def event_samples(streams, ei: int, samples_per_datapoint: int = 125
+def event_acceleration(streams, ei: int, samples_per_datapoint: int = 125
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Acceleration of event `ei` for plotting: (t_s, g), float64 and float32, NaN between
     segments so a plot does not draw across a gap. Times as in ``EventTrace``."""
@@ -221,10 +221,6 @@ def event_samples(streams, ei: int, samples_per_datapoint: int = 125
     if not t_parts:
         return np.empty(0), np.empty(0, dtype=np.float32)
     return np.concatenate(t_parts[:-1]), np.concatenate(g_parts[:-1])
-
-
-def state_name(state: int) -> str:
-    return {OK: "OK", WARNING: "WARNING", ALARM: "ALARM"}.get(int(state), str(state))
 
 
 def labels_of(selection, indices: Sequence[int]) -> dict[int, int]:

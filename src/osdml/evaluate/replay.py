@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from osdml.alarm import STEP_S
 from osdml.evaluate.events import EventTrace, score_trace, trace_of, write_events_csv
 from osdml.evaluate.metrics import event_summary
 
@@ -139,7 +140,7 @@ def replay(model: str | Path, streams, events: Sequence[int], labels: Sequence[i
     window = spec.window_samples if spec else 750
     th = threshold if threshold is not None else (spec.threshold if spec else 0.5)
     run = _checked(artefact_runner(fmt, path), path, window)
-    spd = int(round(streams.sample_rate_hz * 5))
+    spd = int(round(streams.sample_rate_hz * STEP_S))
     traces, skipped = [], {"shorter than one window": 0}
     for k, (ei, label) in enumerate(zip(events, labels, strict=True)):
         rows = streams.segment_rows(int(ei))
@@ -221,12 +222,13 @@ def compare_histories(replays: Sequence[Replay]) -> list[dict[str, Any]]:
 def write_replay(result: Replay, out_dir: str | Path, streams, timelines: int = 4
                  ) -> dict[str, Path]:
     """Write ``replay.csv``, ``replay.json`` and the reports of `result` into `out_dir`."""
-    from osdml.evaluate.runreport import write_json_safe, write_replay_report
+    from osdml.evaluate.runreport import write_replay_report
+    from osdml.fileio import write_json
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": write_events_csv(out / "replay.csv", result.rows, REPLAY_COLUMNS),
-             "json": write_json_safe(out / "replay.json", result.summary)}
+             "json": write_json(out / "replay.json", result.summary)}
     md, html = write_replay_report(out, result.traces, result.rows, result.summary, streams,
                                    streams.index_of(), result.threshold, timelines,
                                    title=f"Replay of {result.model.name}")

@@ -7,14 +7,19 @@ file is self-contained (plots embedded), the markdown file links the PNGs in ``p
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from osdml.evaluate.events import EventTrace, event_samples, score_trace, traces_from_windows
+from osdml.evaluate.events import (
+    EventTrace,
+    event_acceleration,
+    score_trace,
+    traces_from_windows,
+)
 from osdml.evaluate.metrics import event_summary, threshold_sweep
+from osdml.fileio import write_json
 
 FOLD_COLUMNS = ["fold", "epoch", "val event sens.", "val FAR/24h", "test window sens.",
                 "test window FPR", "ROC AUC", "test event sens.", "test FAR/24h",
@@ -147,7 +152,7 @@ def write_run_report(result, streams, selection, cfg) -> tuple[Path, Path]:
     blocks += [("image", run_dir / "folds" / n / "training.png", n) for n in s["splits"]]
     blocks += _timeline_blocks(timelines)
     blocks += [("h2", "Best model"), ("p", f"Copied to {run_dir / 'best'} (see manifest.json).")]
-    write_json_safe(run_dir / "pooled_test.json", {"summary": pooled_summary, "events": rows})
+    write_json(run_dir / "pooled_test.json", {"summary": pooled_summary, "events": rows})
     return rp.write_report(run_dir / "report.md", run_dir / "report.html",
                            f"Cross-validation run {run_dir.name}", blocks)
 
@@ -243,7 +248,7 @@ def _timelines(traces, rows, streams, threshold, plots: Path, n: int,
     for kind, items in (("missed seizure", missed[:n]), ("false alarm", false[:n])):
         for t, r in items:
             ei = index.get(t.id)
-            accel = event_samples(streams, ei) if ei is not None else None
+            accel = event_acceleration(streams, ei) if ei is not None else None
             safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(t.id))[:40]
             path = rp.plot_timeline(t, threshold, plots / f"timeline-{safe}.png", accel=accel,
                                     title=f"{kind}: event {t.id}, user {t.user}, {t.type}"
@@ -259,15 +264,3 @@ def _timeline_blocks(timelines) -> list[tuple]:
         return blocks + [("p", "None: every seizure event reached ALARM and no non-seizure "
                                "event did.")]
     return blocks + [("image", path, cap) for _, path, cap in timelines]
-
-
-def write_json_safe(path: Path, obj: Any) -> Path:
-    from osdml.fileio import write_json
-
-    return write_json(path, json.loads(json.dumps(obj, default=_plain)))
-
-
-def _plain(v):
-    if isinstance(v, np.generic):
-        return v.item()
-    raise TypeError(f"not JSON: {type(v)}")

@@ -119,9 +119,9 @@ def fit(config: RunConfig, train: WindowSet, val: Windows | WindowSet, *,
     resume_from = ckpt if resume and ckpt is not None and ckpt.is_file() else None
     if ckpt is not None:
         callbacks.append(EpochCheckpoint(ckpt, resumed=resume_from is not None))
-    if resume_from is not None and _finished(resume_from):
+    state = _load_checkpoint(resume_from) if resume_from is not None else None
+    if state is not None and state.get("osdml_finished"):
         # training had finished (killed while exporting): restore its outcome, train nothing
-        state = torch.load(resume_from, map_location="cpu", weights_only=True)
         module.load_state_dict(state["state_dict"])
         choice_cb.load_state_dict(state["callbacks"][choice_cb.state_key])
         return _result(model, choice_cb, arch_kwargs)
@@ -236,8 +236,8 @@ def _epoch_boundary(fit_loop: dict[str, Any] | None, epochs_done: int) -> None:
         sched[key] = 0
 
 
-def _finished(path: Path) -> bool:
-    """Whether the checkpoint says training had finished. It is loaded with
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    """The training state saved in `path` (``EpochCheckpoint``). It is loaded with
     ``weights_only=True`` (tensors and plain data only: a pickle that would run code is
     refused, never executed).
 
@@ -255,7 +255,7 @@ def _finished(path: Path) -> bool:
     except Exception as e:
         raise InputError(f"cannot resume from {path}: {_not_a_checkpoint(path, e)}; delete it "
                          "to train from the first epoch") from None
-    return bool(state.get("osdml_finished"))
+    return state
 
 
 @contextlib.contextmanager
