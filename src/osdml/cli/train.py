@@ -1,0 +1,218 @@
+"""Commands that train: ``train``, ``demo`` and ``run`` (cross-validation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from osdml.cli.common import (
+    CacheDirOpt,
+    ConfigOpt,
+    JsonOpt,
+    NoCacheOpt,
+    app,
+    checked_out,
+    fmt2,
+    fmt_any,
+    get_console,
+    make_table,
+    plural,
+    print_json,
+    quiet_libraries,
+)
+from osdml.errors import InputError
+
+
+@app.command()
+def train(
+    out: Annotated[str, typer.Option("--out", "-o", help="Run folder to write.")],
+    data: Annotated[list[Path] | None, typer.Option(
+        "--data", "-d", help="OSDB files or folders (repeat the option; default: data.files of "
+        "the configuration).")] = None,
+    config: ConfigOpt = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="train.max_epochs.")] = None,
+    seed: Annotated[int | None, typer.Option(help="train.seed.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Replace a previous run in --out (otherwise refused).")] = False,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue the interrupted run in --out from its last completed epoch "
+        "(its own configuration and split).")] = False,
+    json_out: JsonOpt = False,
+    no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    """Train on OSDB files, export .pt / .ptl / .pte and validate each (the main job).
+
+    One train / validation / test split of the selected events; the checkpoint is chosen on the
+    validation part; every artefact is run in its own runtime against the trained model on
+    held-out windows, and the command exits 1 if one is out of tolerance. See README "Run
+    folder" for what is written."""
+    from osdml.config import load_config
+
+    if resume and replace:
+        raise InputError("--resume continues the run in --out, --replace starts it again: "
+                         "give one of them")
+    if resume:
+        if epochs is not None or seed is not None:
+            raise InputError("--epochs and --seed cannot change a run being resumed: it "
+                             f"continues with its own configuration ({out}/config.toml)")
+        cfg = None if config is None else load_config(config)
+        _train_and_report(list(data or []), cfg, checked_out(out), quiet=quiet,
+                          json_out=json_out, no_cache=no_cache, cache_dir=cache_dir,
+                          resume=True)
+        return
+    cfg = load_config(config, {"train": {"max_epochs": epochs, "seed": seed}})
+    files = list(data or cfg.data.files)
+    if not files:
+        raise InputError("no data: pass --data FILES (or set data.files in --config)")
+    _train_and_report(files, cfg, checked_out(out), quiet=quiet, json_out=json_out,
+                      no_cache=no_cache, cache_dir=cache_dir, replace=replace)
+
+
+def _train_and_report(files, cfg, out: Path, *, quiet: bool, json_out: bool,
+                      no_cache: bool = False, cache_dir: Path | None = None,
+                      title: str = "", replace: bool = False, resume: bool = False) -> None:
+    from osdml.errors import CheckFailed
+    from osdml.pipeline import train_run
+
+    console = get_console(stderr=True)
+    show = not quiet and not json_out and console.is_terminal
+    run = train_run(files, cfg, out, progress=show, cache=not no_cache, cache_dir=cache_dir,
+                    replace=replace, resume=resume)
+    if json_out:
+        print_json(run.summary)
+    else:
+        _render_run(run, title)
+    if not run.passed:
+        raise CheckFailed(f"artefacts out of tolerance in {out}: " + "; ".join(run.failures()))
+
+
+def _render_run(run, title: str) -> None:
+    s = run.summary
+    m = s["metrics"]
+    con = get_console()
+    by_format = m.get("test_events_by_format") or {}
+    rows = []
+    for check in run.validation:
+        ev = by_format.get(check.format, {}).get("alarm", {})
+        diff = "-" if check.error else f"{check.max_abs_logit_diff:.1e}"
+        agree = "-" if check.error else f"{check.decision_agreement:.1%}"
+        rows.append([f".{check.format}", check.runtime, f"{run.sizes[check.format] / 1024:,.0f}",
+                     diff, agree, fmt2(ev.get("sensitivity")), fmt2(ev.get("fpr")),
+                     "ok" if check.passed else f"FAILED {check.error or ''}".strip()])
+    for fmt, why in run.missing.items():
+        rows.append([f".{fmt}", "-", "-", "-", "-", "-", "-", f"not written: {why}"])
+    con.print(make_table(title or f"Run folder {run.out_dir}",
+                     ["format", "runtime", "KiB", "max |logit diff|", "decisions agree",
+                      "event sensitivity", "event FPR", "status"], rows))
+    con.print(f"parity on {s['validation_windows']}; event metrics: test events by the app's "
+              "alarm rule, computed in each format's runtime")
+    tw, te = m["test_windows"], m["test_events"]
+    con.print(f"chosen epoch {s['chosen_epoch']} of {s['epochs_run']} ({s['criterion']}); "
+              f"test windows: sensitivity {fmt2(tw['sensitivity'])}, FPR {fmt2(tw['fpr'])}; "
+              f"test events ({plural(te['seizure_events'], 'seizure')} of {te['events']}): "
+              "alarm rule "
+              f"sensitivity {fmt2(te['alarm']['sensitivity'])}, FPR {fmt2(te['alarm']['fpr'])};"
+              f" any-window rule sensitivity {fmt2(te['any_window']['sensitivity'])}, "
+              f"FPR {fmt2(te['any_window']['fpr'])}")
+    app = m.get("test_app")
+    if app:
+        mo, osd = app["model"], app["osd"]
+        con.print(f"test events by the app's alarm rule: {mo['detected']} of "
+                  f"{plural(mo['seizure_events'], 'seizure')} alarmed, "
+                  f"{fmt_any(mo['far_24h'])} false alarms per 24 h over "
+                  f"{mo['non_seizure_hours']:.1f} h of non-seizure recording; OSD algorithm "
+                  f"on the same events: sensitivity {fmt_any(osd['sensitivity'])}, "
+                  f"{fmt_any(osd['far_24h'])} false alarms per 24 h")
+    con.print(f"written to {run.out_dir}: " + ", ".join(sorted(p.name for p in
+                                                               run.out_dir.iterdir())))
+
+
+@app.command()
+def demo(
+    out: Annotated[str, typer.Option("--out", "-o", help="Demo folder (its run is replaced "
+                                     "on every demo).")] = "outputs/demo",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """The main job on the demo data (a few minutes on 2 cores).
+
+    Generates a synthetic OSDB release into OUT/data, trains DeepEpiCnn into OUT/run, exports
+    .pt / .ptl / .pte, validates each in its own runtime and prints the results."""
+    from osdml.data.synthetic import SynthSpec, write_synthetic
+    from osdml.pipeline import demo_config
+
+    out = checked_out(out)
+    result = write_synthetic(out / "data", SynthSpec())
+    get_console(stderr=True).print(
+        f"demo data: {sum(result.events_by_type.values())} synthetic events from "
+        f"{SynthSpec().users} users in {out / 'data'}; training ...")
+    _train_and_report([out / "data"], demo_config(), out / "run", quiet=quiet, json_out=False,
+                      title="Demo: DeepEpiCnn on synthetic OSDB data (test part)", replace=True)
+
+
+@app.command()
+def run(
+    config: ConfigOpt = None,
+    resume: Annotated[Path | None, typer.Option(
+        "--resume", help="A run folder (run-NNN) to continue: complete folds are kept, an "
+        "interrupted one is restarted.")] = None,
+    out: Annotated[str, typer.Option("--out", "-o", help="Folder under which the numbered run "
+                                     "folder is created.")] = "outputs/runs",
+    data: Annotated[list[Path] | None, typer.Option(
+        "--data", "-d", help="OSDB files or folders (default: data.files of the "
+        "configuration).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    json_out: JsonOpt = False,
+    no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    """Cross-validate: k-fold or nested k-fold over events, best fold chosen on validation.
+
+    data.split.method (kfold / nested), n_folds, n_inner_folds and group_by_user set the
+    folds. Each fold trains with checkpoint choice on its validation part, is tested on its
+    test part and exports .pt / .ptl / .pte; the best fold (evaluate.best_fold, validation
+    numbers only) is copied to RUN/best/. Writes summary.json, report.md and report.html with
+    mean and standard deviation over folds. Interrupted? Run again with --resume RUN."""
+    from osdml.config import load_config
+    from osdml.crossval import run_crossval
+
+    if config is None and resume is None:
+        raise InputError("osdml run needs --config CFG (or --resume RUN)")
+    cfg = load_config(config) if config is not None else None
+    console = get_console(stderr=True)
+    show = not quiet and not json_out and console.is_terminal
+    say = None if json_out or quiet else (lambda line: console.print(line, highlight=False))
+    with quiet_libraries():
+        result = run_crossval(cfg, checked_out(out), resume=resume, files=data, progress=show,
+                              cache=not no_cache, cache_dir=cache_dir, say=say)
+    if json_out:
+        print_json(result.summary)
+    else:
+        _render_crossval(result)
+    if result.failures:
+        from osdml.errors import CheckFailed
+
+        raise CheckFailed(f"artefacts out of tolerance in {result.run_dir}: "
+                          + "; ".join(result.failures))
+
+
+def _render_crossval(result) -> None:
+    from osdml.evaluate.runreport import FOLD_COLUMNS, FOLD_KEYS
+
+    s = result.summary
+    con = get_console()
+    rows = [[n + (" (best)" if n == result.best else "")]
+            + [fmt_any(s["folds"][n].get(k)) for k in FOLD_KEYS] for n in s["splits"]]
+    con.print(make_table(f"Cross-validation {result.run_dir}", FOLD_COLUMNS, rows, no_wrap=1))
+    st = result.stats
+    con.print(make_table("Mean ± standard deviation over folds", ["metric", "mean", "std", "folds"],
+                     [[k, fmt_any(v["mean"]), fmt_any(v["std"]), str(v["n"])]
+                      for k, v in st.items() if v["n"]]))
+    con.print(f"best fold {result.best}: {result.reason}")
+    if result.skipped:
+        con.print(f"resumed: {', '.join(result.skipped)} were complete and kept")
+    con.print(f"written: {result.run_dir / 'best'}, {result.run_dir / 'summary.json'}, "
+              f"{result.run_dir / 'report.html'}")
