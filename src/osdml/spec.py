@@ -48,6 +48,10 @@ class ModelSpec(BaseModel):
     output: str = "logits: softmax them; p[positive_class] is p(seizure)"
     threshold: float = 0.5
     quantization: str | None = None  # "int8" for PT2E-quantized programs
+    # the app's settings for this model, tuned on validation (osdml.app.tune): threshold_pct
+    # (MlSeizureProbabilityThresholdPct), gate_pct (MlAccelStdThresholdPct), warn_s, alarm_s,
+    # voting, rule and the validation numbers they reached; empty when never tuned
+    app_settings: dict[str, Any] = Field(default_factory=dict)
     training: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
     versions: dict[str, str] = Field(default_factory=dict)
