@@ -70,11 +70,11 @@ def test_real_variants_are_read(tmp_path):
     assert not report.skipped_datapoints and not report.skipped_events
 
 
-def test_samples_are_float32_mg_and_3d_reshaped(tmp_path):
+def test_samples_are_float64_mg_as_written_and_3d_reshaped(tmp_path):
     ev = event(1, 2, xyz=True, value=980)
     (e,), _ = read(write_events(tmp_path / "a.json", [ev]))
     dp = e.datapoints[0]
-    assert dp.accel_mg.dtype == np.float32 and dp.accel_mg.shape == (125,)
+    assert dp.accel_mg.dtype == np.float64 and dp.accel_mg.shape == (125,)
     assert dp.accel_mg[0] == 980
     assert dp.accel3d_mg.shape == (125, 3) and dp.accel3d_mg[0].tolist() == [0, 0, 980]
 

@@ -77,10 +77,11 @@ def test_injected_defects_are_exactly_what_the_reader_reports(tmp_path):
                      seed=4, defect_rate=0.08)
     result = write_synthetic(tmp_path, spec)
     d = result.defects
-    assert sum(d.values()) > 10 and len(d) == 7
+    assert sum(d.values()) > 10 and len(d) == 8
     r = load_streams([tmp_path], cache=False).report
     skips = ("no_rawData", "wrong_length", "nan_or_null", "implausible_magnitude")
-    assert r.skipped_datapoints == {k: d[k] for k in (*skips, "duplicate_time") if d[k]}
+    assert r.skipped_datapoints == {k: d[k] for k in (*skips, "duplicate_time", "logging_copy")
+                                    if d[k]}
     assert r.notes["out_of_order"] == d["out_of_order"]
     # a skipped datapoint inside an event leaves a 10 s hole: also a gap
     assert r.notes["gap_split"] == d["gap_split"] + sum(d[k] for k in skips)

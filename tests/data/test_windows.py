@@ -62,6 +62,38 @@ def test_out_of_order_sorted_and_duplicates_dropped(tmp_path):
     assert s.report.skipped_datapoints["duplicate_time"] == 1
 
 
+def test_logging_copies_are_dropped_and_counted(tmp_path):
+    # a manual alarm logs the datapoint just processed again, a second later (APP_CONTRACT.md)
+    ev = event(1, 8)
+    dps = ev["datapoints"]
+    copy = dict(dps[3], dataTime=_shift(dps[3]["dataTime"], 1), alarmState=5)
+    dps.insert(4, copy)
+    dps.append(dict(dps[-1], dataTime=_shift(dps[-1]["dataTime"], 5)))  # same samples, 5 s on
+    s = streams_of(tmp_path, [ev])
+    assert s.events[0].n_datapoints == 8
+    assert s.report.skipped_datapoints == {"logging_copy": 2}
+    first = s.samples[::125] * 1000
+    assert first.tolist() == pytest.approx([1000 + i for i in range(8)])  # no 5 s repeated
+    assert len(s.segments) == 1  # the copy a second later is not a gap either
+    assert np.asarray(s.dp_alarm_state).tolist() == [0] * 8
+
+
+def test_the_app_buffer_over_an_event_spans_gaps(tmp_path):
+    from osdml.evaluate.events import buffer_windows
+
+    ev = event(1, 12)
+    for dp in ev["datapoints"][6:]:
+        dp["dataTime"] = _shift(dp["dataTime"], 60)
+    s = streams_of(tmp_path, [ev])
+    assert len(s.segments) == 2 and len(windows_of(s)) == 2  # 1 + 1 within the segments
+    dp, starts = buffer_windows(s, 0, 750)
+    assert dp.tolist() == list(range(5, 12))  # the app runs after every datapoint once full
+    assert s.event_sample_range(0) == (0, 12 * 125)
+    assert starts.tolist() == [(d + 1) * 125 - 750 for d in range(5, 12)]
+    dp125, _ = buffer_windows(s, 0, 125)
+    assert dp125.tolist() == list(range(12))
+
+
 def test_duplicate_event_ids_keep_the_first(tmp_path):
     a, b = event(5, 6), event(5, 6, value=1500)
     files = [write_events(tmp_path / "a.json", [a]), write_events(tmp_path / "b.json", [b])]

@@ -47,14 +47,20 @@ class Datapoint:
     ----------
     time_s : float
         ``dataTime`` (time of the last sample) as POSIX seconds, UTC.
-    accel_mg : np.ndarray of shape (125,), float32
-        Acceleration magnitude in milli-g, gravity included (about 1000 at rest).
+    accel_mg : np.ndarray of shape (125,), float64
+        Acceleration magnitude in milli-g, gravity included (about 1000 at rest), as written
+        (the app holds ``rawData`` as doubles).
     accel3d_mg : np.ndarray of shape (125, 3), float32, or None
         x, y, z in milli-g when ``rawData3D`` is present, well-formed and not all zero.
     hr_bpm, o2sat_pct : float
         Heart rate (beats/min) and oxygen saturation (%); NaN when missing (-1 or 0 in files).
     alarm_state : int
         The OpenSeizureDetector algorithm's state: 0 OK, 1 WARNING, 2 ALARM, 5 manual; -1 missing.
+    spec_power, roi_power : int
+        The OSD algorithm's recorded ``specPower`` and ``roiPower``; -1 when missing.
+    osd_settings : tuple of 4 int or None
+        ``alarmFreqMin``, ``alarmFreqMax``, ``alarmThresh``, ``alarmRatioThresh`` recorded on the
+        datapoint (None when any is missing).
     """
 
     time_s: float
@@ -63,6 +69,9 @@ class Datapoint:
     hr_bpm: float
     o2sat_pct: float
     alarm_state: int
+    spec_power: int = -1
+    roi_power: int = -1
+    osd_settings: tuple[int, int, int, int] | None = None
 
 
 @dataclass(slots=True)
@@ -72,6 +81,8 @@ class Event:
     Ids are kept as strings (``407`` and ``"407"`` are the same event). ``type`` and
     ``subtype`` are as written in the file; labels are assigned by selection.
     ``seizure_times`` is ``(start_s, end_s)`` relative to ``time_s`` when recorded.
+    ``osd_settings`` are the OSD algorithm's settings recorded on the event (as on
+    ``Datapoint``), or None.
     """
 
     id: str
@@ -84,6 +95,7 @@ class Event:
     seizure_times: tuple[float, float] | None
     file: str
     datapoints: list[Datapoint]
+    osd_settings: tuple[int, int, int, int] | None = None
 
 
 # --------------------------------------------------------------------------- times
@@ -283,7 +295,29 @@ def _event(obj: Any, index: int, path: Path, cfg: ReaderConfig, report: DataRepo
         seizure_times=_seizure_times(obj.get("seizureTimes"), report, loc),
         file=str(path),
         datapoints=datapoints,
+        osd_settings=osd_settings(obj),
     )
+
+
+OSD_SETTING_KEYS = ("alarmFreqMin", "alarmFreqMax", "alarmThresh", "alarmRatioThresh")
+
+
+def osd_settings(obj: dict) -> tuple[int, int, int, int] | None:
+    """The OSD algorithm's settings recorded in an event or datapoint object, as the app parses
+    them (whole numbers), or None when one is missing or not a number."""
+    values = []
+    for key in OSD_SETTING_KEYS:
+        v = obj.get(key)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            return None
+        values.append(int(v))
+    return tuple(values)  # type: ignore[return-value]
+
+
+def _recorded_power(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        return -1
+    return int(v)
 
 
 def _seizure_times(value: Any, report: DataReport, loc: str) -> tuple[float, float] | None:
@@ -299,8 +333,9 @@ def _seizure_times(value: Any, report: DataReport, loc: str) -> tuple[float, flo
     return float(value[0]), float(value[1])
 
 
-def _samples(raw: Any, n_values: int, check_finite: bool = True) -> np.ndarray | str:
-    """`raw` as float32 samples, or the skip reason: wrong_length, non_numeric, nan_or_null.
+def _samples(raw: Any, n_values: int, check_finite: bool = True, dtype=np.float32
+             ) -> np.ndarray | str:
+    """`raw` as samples of `dtype`, or the skip reason: wrong_length, non_numeric, nan_or_null.
 
     Values are converted as numpy converts them (a numeric string such as "1000" reads as
     1000); nested lists (``[x, y, z]`` triplets) and non-numeric text are ``non_numeric``;
@@ -311,7 +346,7 @@ def _samples(raw: Any, n_values: int, check_finite: bool = True) -> np.ndarray |
     if len(raw) != n_values:
         return "wrong_length"
     try:
-        out = np.array(raw, dtype=np.float32)  # null -> NaN
+        out = np.array(raw, dtype=dtype)  # null -> NaN
     except (TypeError, ValueError, OverflowError):
         return "non_numeric"
     if out.ndim != 1:
@@ -335,7 +370,9 @@ def _datapoint(dp: Any, spd: int, min_mean_mg: float, report: DataReport, path: 
                              "magnitude samples in mg)")
         report.skip_datapoint("no_rawData", loc)
         return None
-    accel = _samples(raw, spd)
+    accel = _samples(raw, spd, dtype=np.float64)
+    if not isinstance(accel, str) and not float(np.abs(accel).max()) < 3.4e41:
+        accel = "nan_or_null"  # beyond float32 range once in g: infinite in the model input
     if isinstance(accel, str):
         report.skip_datapoint(accel, loc)
         return None
@@ -356,6 +393,9 @@ def _datapoint(dp: Any, spd: int, min_mean_mg: float, report: DataReport, path: 
         o2sat_pct=_positive(dp.get("o2Sat", dp.get("o2sat"))),
         alarm_state=alarm if isinstance(alarm, int) and not isinstance(alarm, bool)
         and 0 <= alarm <= 9 else -1,
+        spec_power=_recorded_power(dp.get("specPower")),
+        roi_power=_recorded_power(dp.get("roiPower")),
+        osd_settings=osd_settings(dp),
     )
 
 

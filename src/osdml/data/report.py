@@ -22,6 +22,8 @@ SKIP_REASONS = {
     "implausible_magnitude": "mean magnitude under the minimum (data in m/s^2, not mg?)",
     "bad_time": "dataTime missing or unreadable",
     "duplicate_time": "duplicate of an earlier datapoint's time",
+    "logging_copy": "logging copy: the same samples as the datapoint before (e.g. a manual "
+                    "alarm logged again)",
     # events
     "missing_id": "event has no id",
     "bad_id": "event id is not an int or a non-empty string",

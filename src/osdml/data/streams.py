@@ -25,7 +25,8 @@ from osdml.config import ReaderConfig
 from osdml.data.osdb import Event
 from osdml.data.report import DataReport
 
-STREAMS_FORMAT = 2  # bump when the on-disk layout or the parsing rules change
+DATAPOINT_S = 5.0  # OSDB datapoints: 5 s of samples each
+STREAMS_FORMAT = 3  # bump when the on-disk layout or the parsing rules change
 
 
 @dataclass
@@ -77,8 +78,16 @@ class EventStreams:
         x, y, z in whole milli-g for segments that have them.
     dp_time_s, dp_hr_bpm, dp_alarm_state : np.ndarray of shape (n_samples // spd,) or None
         Per datapoint (every ``spd`` samples of ``samples``): time (POSIX s), heart rate (NaN
-        when missing), OpenSeizureDetector alarm state (-1 when missing). ``None`` for streams
-        of augmented copies.
+        when missing), the app's recorded alarm state (-1 when missing). ``None`` for streams
+        of augmented copies (as are the arrays below).
+    dp_movement_pct : np.ndarray of shape (n_datapoints,), float64, or None
+        The app's movement measure (``osdml.app.engine.movement_pct``) of each datapoint's raw
+        milli-g, for the movement gate.
+    dp_osd : np.ndarray of shape (n_datapoints, 6), int64, or None
+        The built-in OSD algorithm per datapoint (``osdml.app.osd``): specPower and roiPower
+        re-run from the raw samples, alarmThresh and alarmRatioThresh in force (recorded on the
+        datapoint or event, else the app's defaults), and the recorded specPower and roiPower
+        (-1 when missing). Columns are named by ``OSD_COLUMNS``.
     sample_rate_hz : float
     report : DataReport
         What was read and skipped to build these streams.
@@ -93,6 +102,8 @@ class EventStreams:
     dp_time_s: np.ndarray | None
     dp_hr_bpm: np.ndarray | None
     dp_alarm_state: np.ndarray | None
+    dp_movement_pct: np.ndarray | None = None
+    dp_osd: np.ndarray | None = None
     sample_rate_hz: float = 25.0
     report: DataReport = field(default_factory=DataReport)
     from_cache: bool = False
@@ -111,6 +122,31 @@ class EventStreams:
         """The event's segments as views into ``samples`` (g, float32)."""
         return [self.samples[s:s + n] for s, n, _ in self.segment_rows(event_index)]
 
+    def event_datapoints(self, event_index: int) -> np.ndarray:
+        """Indices into the per-datapoint arrays of the event's datapoints, in time order."""
+        spd = int(round(self.sample_rate_hz * DATAPOINT_S))
+        rows = self.segment_rows(event_index)
+        if not len(rows):
+            return np.empty(0, dtype=np.int64)
+        return np.concatenate([np.arange(s // spd, (s + n) // spd) for s, n, _ in rows])
+
+    def event_sample_range(self, event_index: int) -> tuple[int, int]:
+        """(first, stop) of the event's samples in ``samples``: its segments lie back to back,
+        gaps included (the app's buffer appends whatever arrives).
+
+        Raises
+        ------
+        ValueError
+            If the event's segments are not contiguous in ``samples`` (streams built by hand).
+        """
+        rows = self.segment_rows(event_index)
+        if not len(rows):
+            return 0, 0
+        ends = rows[:, 0] + rows[:, 1]
+        if np.any(rows[1:, 0] != ends[:-1]):
+            raise ValueError(f"event {self.events[event_index].id}: segments not contiguous")
+        return int(rows[0, 0]), int(ends[-1])
+
     def index_of(self) -> dict[str, int]:
         """Map event id -> index in ``events``."""
         return {e.id: i for i, e in enumerate(self.events)}
@@ -122,7 +158,9 @@ class _Sink:
     """Collects segment arrays in memory, or appends them to files in `folder`."""
 
     _FILES = {"samples": np.float32, "xyz": np.int16, "dp_time_s": np.float64,
-              "dp_hr_bpm": np.float32, "dp_alarm_state": np.int8}
+              "dp_hr_bpm": np.float32, "dp_alarm_state": np.int8,
+              "dp_movement_pct": np.float64, "dp_osd": np.int64}
+    _WIDTH = {"xyz": 3, "dp_osd": 6}
 
     def __init__(self, folder: Path | None):
         self.folder = folder
@@ -155,11 +193,11 @@ class _Sink:
     def finish(self) -> dict[str, np.ndarray]:
         out = {}
         for name, dtype in self._FILES.items():
-            width = 3 if name == "xyz" else 1
+            width = self._WIDTH.get(name, 1)
             if self.folder is None:
                 parts = self.parts[name]
                 out[name] = (np.concatenate(parts) if parts
-                             else np.empty((0, 3) if width == 3 else 0, dtype))
+                             else np.empty((0, width) if width > 1 else 0, dtype))
             else:
                 self.files[name].close()
                 out[name] = _memmap(self.folder / f"{name}.bin", dtype, self.counts[name], width)
@@ -172,7 +210,7 @@ class _Sink:
 
 
 def _memmap(path: Path, dtype, rows: int, width: int) -> np.ndarray:
-    shape = (rows, 3) if width == 3 else (rows,)
+    shape = (rows, width) if width > 1 else (rows,)
     if rows == 0:
         return np.empty(shape, dtype)
     return np.memmap(path, dtype=dtype, mode="r", shape=shape)
@@ -219,7 +257,7 @@ def build_streams(
             dps = _ordered_datapoints(ev, cfg.duplicate_tol_s, report)
             seg_start = len(segments)
             for part in _split_at_gaps(dps, split_after_s, ev, report):
-                segments.append(_write_segment(sink, part, spd))
+                segments.append(_write_segment(sink, part, spd, ev.osd_settings))
             infos.append(EventInfo(
                 id=ev.id, user_id=ev.user_id, type=ev.type, subtype=ev.subtype,
                 source=ev.source, desc=ev.desc, time_s=ev.time_s,
@@ -239,6 +277,8 @@ def build_streams(
         dp_time_s=arrays["dp_time_s"],
         dp_hr_bpm=arrays["dp_hr_bpm"],
         dp_alarm_state=arrays["dp_alarm_state"],
+        dp_movement_pct=arrays["dp_movement_pct"],
+        dp_osd=arrays["dp_osd"],
         sample_rate_hz=cfg.sample_rate_hz,
         report=report,
     )
@@ -260,7 +300,10 @@ def _ordered_datapoints(ev: Event, tol_s: float, report: DataReport) -> list:
         dps = [dps[i] for i in np.argsort(np.asarray(times), kind="stable")]
     kept = [dps[0]]
     for d in dps[1:]:
-        if d.time_s - kept[-1].time_s < tol_s:
+        if np.array_equal(d.accel_mg, kept[-1].accel_mg):
+            # the app logged the datapoint it had just processed again (APP_CONTRACT.md)
+            report.skip_datapoint("logging_copy", where)
+        elif d.time_s - kept[-1].time_s < tol_s:
             report.skip_datapoint("duplicate_time", where)
         else:
             kept.append(d)
@@ -277,8 +320,18 @@ def _split_at_gaps(dps: list, split_after_s: float, ev: Event, report: DataRepor
     yield dps[start:]
 
 
-def _write_segment(sink: _Sink, dps: list, spd: int) -> tuple[int, int, int]:
-    accel_g = np.concatenate([d.accel_mg for d in dps]) / np.float32(1000.0)
+OSD_COLUMNS = ("spec_power", "roi_power", "thresh", "ratio_thresh", "recorded_spec_power",
+               "recorded_roi_power")
+
+
+def _write_segment(sink: _Sink, dps: list, spd: int,
+                   event_osd: tuple[int, int, int, int] | None = None) -> tuple[int, int, int]:
+    from osdml.app.engine import movement_pct
+    from osdml.app.osd import DEFAULT_SETTINGS, osd_powers
+
+    raw_mg = np.stack([d.accel_mg for d in dps])  # (n_dp, spd) float64, as recorded
+    # the app's model input: rawData[i] / 1000.0 in double, then cast to float32
+    accel_g = (raw_mg.ravel() / 1000.0).astype(np.float32)
     start = sink.add("samples", accel_g)
     xyz_start = -1
     if all(d.accel3d_mg is not None for d in dps):
@@ -287,6 +340,14 @@ def _write_segment(sink: _Sink, dps: list, spd: int) -> tuple[int, int, int]:
     sink.add("dp_time_s", np.array([d.time_s for d in dps]))
     sink.add("dp_hr_bpm", np.array([d.hr_bpm for d in dps]))
     sink.add("dp_alarm_state", np.array([d.alarm_state for d in dps]))
+    sink.add("dp_movement_pct", movement_pct(raw_mg))
+    default = (DEFAULT_SETTINGS.freq_min, DEFAULT_SETTINGS.freq_max, DEFAULT_SETTINGS.thresh,
+               DEFAULT_SETTINGS.ratio_thresh)
+    settings = np.array([d.osd_settings or event_osd or default for d in dps], dtype=np.int64)
+    spec, roi = osd_powers(raw_mg, settings[:, 0], settings[:, 1])
+    sink.add("dp_osd", np.column_stack([spec, roi, settings[:, 2], settings[:, 3],
+                                        [d.spec_power for d in dps],
+                                        [d.roi_power for d in dps]]))
     return start, len(dps) * spd, xyz_start
 
 
@@ -349,6 +410,8 @@ def load_saved(folder: Path) -> EventStreams:
         dp_time_s=_memmap(folder / "dp_time_s.bin", np.float64, n_dp, 1),
         dp_hr_bpm=_memmap(folder / "dp_hr_bpm.bin", np.float32, n_dp, 1),
         dp_alarm_state=_memmap(folder / "dp_alarm_state.bin", np.int8, n_dp, 1),
+        dp_movement_pct=_memmap(folder / "dp_movement_pct.bin", np.float64, n_dp, 1),
+        dp_osd=_memmap(folder / "dp_osd.bin", np.int64, n_dp, len(OSD_COLUMNS)),
         sample_rate_hz=meta["sample_rate_hz"],
         report=DataReport.from_dict(json.loads((folder / "report.json").read_text())),
     )

@@ -33,7 +33,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from osdml.alarm import STATE_NAMES, alarm_states
+from osdml.app.engine import STATE_NAMES
+from osdml.app.osd import DEFAULT_SETTINGS as OSD
 from osdml.data import motion
 from osdml.data.motion import FS, UserProfile
 from osdml.fileio import atomic_write, write_json
@@ -45,11 +46,8 @@ LOOKALIKE_NAMES = {"teeth brushing": "Brushing Teeth", "hand washing": "Washing 
                    "typing": "Typing", "car": "Car Journey", "exercise": "Exercise",
                    "clapping": "Clapping", "shaking": "Shaking"}
 # Simplified OpenSeizureDetector algorithm: band power 3-8 Hz of the 5 s magnitude.
-ALARM_FREQ_HZ = (3.0, 8.0)
-ROI_THRESH_MG2 = 20000.0
-RATIO_THRESH = 12.0
 DEFECTS = ("no_rawData", "wrong_length", "nan_or_null", "implausible_magnitude",
-           "duplicate_time", "out_of_order", "gap_split")
+           "duplicate_time", "logging_copy", "out_of_order", "gap_split")
 
 
 @dataclass
@@ -274,8 +272,8 @@ def _event(u: UserProfile, rng, event_id, t0, etype, subtype, desc, sig, hr_offs
         "id": event_id, "userId": u.user_id, "type": etype, "subType": subtype, "desc": desc,
         "dataTime": _iso(t0 + alarm_s), "dataSourceName": u.source,
         "osdAlarmState": max(states), "sampleFreq": int(FS), "has3dData": True,
-        "hasHrData": u.has_hr, "alarmFreqMin": ALARM_FREQ_HZ[0], "alarmFreqMax": ALARM_FREQ_HZ[1],
-        "alarmThresh": ROI_THRESH_MG2, "alarmRatioThresh": RATIO_THRESH,
+        "hasHrData": u.has_hr, "alarmFreqMin": OSD.freq_min, "alarmFreqMax": OSD.freq_max,
+        "alarmThresh": OSD.thresh, "alarmRatioThresh": OSD.ratio_thresh,
     }
     if seizure_times is not None:
         ev["seizureTimes"] = seizure_times
@@ -284,17 +282,20 @@ def _event(u: UserProfile, rng, event_id, t0, etype, subtype, desc, sig, hr_offs
 
 
 def _osd_algorithm(mag_dp: np.ndarray):
-    """Band-power alarm of the OpenSeizureDetector algorithm, simplified, per datapoint."""
-    x = mag_dp - mag_dp.mean(axis=1, keepdims=True)
-    power = np.abs(np.fft.rfft(x, axis=1)) ** 2 / SPD
+    """What the app recorded per datapoint: its built-in OSD algorithm (``osdml.app.osd``) with
+    its default settings, and the alarm state of its counter on that algorithm alone."""
+    from osdml.app.engine import counter_states
+    from osdml.app.osd import DEFAULT_SETTINGS as D
+    from osdml.app.osd import osd_powers, osd_votes
+
+    spec, roi = osd_powers(mag_dp, D.freq_min, D.freq_max)
+    ratio = 10 * roi // spec
+    positive = osd_votes(spec, roi, D.thresh, D.ratio_thresh)
+    power = np.abs(np.fft.rfft(mag_dp - mag_dp.mean(axis=1, keepdims=True), axis=1)) ** 2 / SPD
     f = np.fft.rfftfreq(SPD, 1 / FS)
-    roi = power[:, (f >= ALARM_FREQ_HZ[0]) & (f <= ALARM_FREQ_HZ[1])].mean(axis=1)
-    spec = power[:, (f >= 1) & (f <= 12)].mean(axis=1)
-    ratio = 10 * roi / np.maximum(spec, 1e-9)
-    positive = (roi > ROI_THRESH_MG2) & (ratio > RATIO_THRESH)
     bins = [power[:, (f >= lo) & (f < lo + 1.25)].mean(axis=1) for lo in np.arange(0, 12.5, 1.25)]
     simple = np.rint(np.sqrt(np.stack(bins, axis=1))).astype(int).tolist()
-    return alarm_states(positive.tolist()), roi, ratio, spec, simple
+    return counter_states(positive).tolist(), roi, ratio, spec, simple
 
 
 def _iso(t: float) -> str:
@@ -320,8 +321,12 @@ def _damage(dps: list[dict], rng, rate: float, counts: Counter) -> None:
             dp["rawData"][7] = math.nan if rng.random() < 0.5 else None
         elif kind == "implausible_magnitude":
             dp["rawData"] = [round(v / 101.97, 3) for v in dp["rawData"]]  # m/s^2
-        elif kind == "duplicate_time":
-            dps.insert(i + 1, dict(dp))
+        elif kind == "duplicate_time":  # another datapoint stamped with the same time
+            dps.insert(i + 1, {**dp, "rawData": dp["rawData"][::-1]})
+        elif kind == "logging_copy":  # a manual alarm logs the datapoint again a second later
+            t = datetime.fromisoformat(dp["dataTime"]).timestamp() + 1
+            dps.insert(i + 1, {**dp, "dataTime": _iso(t), "alarmState": 5,
+                               "alarmPhrase": "MANUAL ALARM"})
         elif kind == "out_of_order":
             dps[i], dps[i + 1] = dps[i + 1], dps[i]
         else:  # gap_split: the watch lost the phone for a minute
