@@ -229,7 +229,8 @@ class TrainConfig(_Section):
                                   "exceed to be chosen by a metric criterion.")
     f_beta: float = Field(2.0, gt=0, le=100, description="Beta of f_beta (>1 favours "
                           "sensitivity).")
-    threshold: float = Field(0.5, ge=0, le=1, description="Decision threshold on p(seizure).")
+    threshold: float = Field(0.5, ge=0, le=1, description="Decision threshold on p(seizure) of "
+                             "window metrics and checkpoint choice (alarms use [app]).")
     seed: int = Field(42, ge=0, lt=2**32, description="Seed of weights, sampling and dropout.")
 
     @model_validator(mode="after")
@@ -273,14 +274,60 @@ class EvaluateConfig(_Section):
                            "of missed seizures and false alarms.")
 
 
+class AppConfig(_Section):
+    """The phone app's settings: every alarm figure comes from the app's engine with them
+    (``osdml.app.engine``; APP_CONTRACT.md). Defaults are the app's own.
+
+    The probability threshold and the movement gate are tuned on the validation part
+    (``tune``): a sweep of ``tune_thresholds_pct`` x ``tune_gates_pct`` by the app's engine,
+    the model alone; ``sensitivity_at_far`` takes the highest validation event sensitivity with
+    at most ``tune_max_far_24h`` false alarms per 24 h (ties: fewer false alarms, then nearer
+    the app's defaults); ``none`` keeps ``threshold_pct`` and ``gate_pct``. The tuned values
+    go into the model's spec and ``osdml publish``'s index entry.
+    """
+
+    threshold_pct: float = Field(50.0, ge=0, le=100, description="MlSeizureProbabilityThreshold"
+                                 "Pct: a model votes ALARM when p > threshold_pct / 100.")
+    gate_pct: float = Field(5.0, ge=0, le=100, description="MlAccelStdThresholdPct: p = 0 when "
+                            "100 x std / mean of a datapoint's samples is below it.")
+    warn_s: float = Field(5.0, ge=0, le=3600, description="WarnTime: WARNING once the counter "
+                          "exceeds it, s.")
+    alarm_s: float = Field(10.0, ge=0, le=3600, description="AlarmTime: ALARM once the counter "
+                           "exceeds it, s.")
+    voting: Literal["any", "majority", "unanimous", "weighted"] = Field(
+        "any", description="VotingStrategy across the OSD algorithm and the models.")
+    osd_active: bool = Field(True, description="OsdAlarmActive: the built-in OSD algorithm "
+                             "votes beside the models (combined results).")
+    tune: Literal["sensitivity_at_far", "none"] = Field(
+        "sensitivity_at_far", description="How threshold_pct and gate_pct are chosen on the "
+        "validation part: sensitivity_at_far or none (keep them).")
+    tune_max_far_24h: float = Field(1.0, ge=0, description="sensitivity_at_far: the most "
+                                    "validation false alarms per 24 h.")
+    tune_thresholds_pct: list[Annotated[float, Field(ge=0, le=100)]] = Field(
+        default_factory=lambda: [float(t) for t in range(5, 100, 5)], min_length=1,
+        description="Thresholds tried, %.")
+    tune_gates_pct: list[Annotated[float, Field(ge=0, le=100)]] = Field(
+        default_factory=lambda: [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0], min_length=1,
+        description="Movement gates tried, %.")
+
+    def settings(self):
+        """The ``osdml.app.engine.AppSettings`` of this section (before tuning)."""
+        from osdml.app.engine import AppSettings
+
+        return AppSettings(threshold_pct=self.threshold_pct, gate_pct=self.gate_pct,
+                           warn_s=self.warn_s, alarm_s=self.alarm_s, voting=self.voting,
+                           osd=self.osd_active)
+
+
 class RunConfig(_Section):
-    """The whole run configuration: data, model, training, export and evaluation."""
+    """The whole run configuration: data, model, training, export, evaluation and the app."""
 
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    app: AppConfig = Field(default_factory=AppConfig)
 
     @model_validator(mode="after")
     def _whole_samples(self) -> RunConfig:
