@@ -5,7 +5,9 @@ shapes and dtypes, the constant methods (spec), the operators in the XNNPACK del
 left to portable kernels, and (``.bpte``) the number of test cases. ``.ptl`` / TorchScript: the
 spec if present, training mode, parameters, output shape for the spec's input. Checkpoints:
 what kind (osdml, nnTraining2, state dict), the spec or the inferred architecture, parameters;
-a pickled whole module is reported, not loaded.
+a pickled whole module is reported, not loaded. ``.tflite``: input and output names, shapes and
+dtypes, operators, and whether the file fits the app's TFLite call (read with LiteRT, the
+``litert`` extra).
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ def describe(path: str | Path) -> dict[str, Any]:
             info.update(_program(bundled.program, found.path))
         elif found.kind in (sn.PTL, sn.TORCHSCRIPT):
             info.update(_torchscript(found))
+        elif found.kind == sn.TFLITE:
+            from osdml.export.tflite import describe_tflite
+
+            info.update(describe_tflite(found.path))
         else:
             info.update(_checkpoint(found))
     except InputError:

@@ -2,6 +2,8 @@
 
 - ExecuTorch program: a flatbuffer with identifier ``ET12`` at byte 4 (``.pte``);
 - bundled program: identifier ``BP08`` (``.bpte``, a program with test inputs and outputs);
+- TensorFlow Lite model: a flatbuffer with identifier ``TFL3`` at byte 4 (``.tflite``, the app's
+  TFLite path);
 - zip archives (torch's formats): ``bytecode.pkl`` means a lite-interpreter file (``.ptl``),
   ``code/`` + ``constants.pkl`` a TorchScript file, ``data.pkl`` alone a ``torch.save``
   checkpoint;
@@ -22,6 +24,7 @@ from osdml.errors import InputError
 
 PTE, BPTE, PTL, TORCHSCRIPT, CHECKPOINT, LEGACY_PICKLE = (
     "pte", "bpte", "ptl", "torchscript", "checkpoint", "legacy-pickle")
+TFLITE = "tflite"
 DESCRIPTIONS = {
     PTE: "an ExecuTorch program (.pte)",
     BPTE: "an ExecuTorch bundled program (.bpte: a program with test inputs and outputs)",
@@ -29,6 +32,7 @@ DESCRIPTIONS = {
     TORCHSCRIPT: "a TorchScript archive (torch.jit.save)",
     CHECKPOINT: "a torch.save checkpoint",
     LEGACY_PICKLE: "a legacy (pre-zip) torch.save pickle",
+    TFLITE: "a TensorFlow Lite model (.tflite, the app's TFLite path)",
 }
 
 
@@ -70,6 +74,8 @@ def sniff(path: str | Path) -> Sniffed:
         return Sniffed(path, PTE, size)
     if head[4:8] == b"BP08":
         return Sniffed(path, BPTE, size)
+    if head[4:8] == b"TFL3":
+        return Sniffed(path, TFLITE, size)
     if head.startswith(b"PK\x03\x04"):
         return Sniffed(path, _zip_kind(path), size)
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
@@ -108,4 +114,4 @@ def _what_else(head: bytes, size: int) -> str:
         return "is JSON, not a model file"
     if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
         return "is a text file, not a model file"
-    return "is not a model file osdml knows (.pt, .pth, .ptl, .pte or .bpte)"
+    return "is not a model file osdml knows (.pt, .pth, .ptl, .pte, .bpte or .tflite)"

@@ -85,6 +85,10 @@ def load_source(path: str | Path, *, trust: bool = False,
     if found.kind in (sn.PTE, sn.BPTE):
         raise InputError(f"cannot convert {path}: it is {found.description}, already converted; "
                          f"use `osdml inspect {path}` to see what it holds")
+    if found.kind == sn.TFLITE:
+        raise InputError(f"cannot convert {path}: it is {found.description}, not a torch model; "
+                         f"osdml runs it in LiteRT with `osdml inspect {path}` and `osdml "
+                         "validate`, and does not convert it")
     try:
         if found.kind in (sn.PTL, sn.TORCHSCRIPT):
             src = _from_torchscript(found, input_shape)
