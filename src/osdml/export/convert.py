@@ -201,8 +201,10 @@ def _write_sidecar(out: Path, spec, facts: dict[str, Any], stamp: dict[str, Any]
     from osdml.export.pte import sha256_of, write_pte_manifest
     from osdml.fileio import write_json
 
-    extra = {"conversion": stamp, "check": {k: v for k, v in result.check.items()
-                                            if isinstance(v, str | int | float | bool)}}
+    # the parity check, under the key osdml train also writes and osdml publish reads
+    extra = {"conversion": stamp, "validation": {
+        "against": f"the source model {stamp.get('source', '')}".strip(),
+        **{k: v for k, v in result.check.items() if isinstance(v, str | int | float | bool)}}}
     if facts["format"] == "pte":
         info = facts["info"]
         info.path = str(out)

@@ -190,11 +190,29 @@ def _delegation(edge) -> dict[str, Any]:
 
 def write_pte_manifest(path: str | Path, spec: ModelSpec, info: PteInfo,
                        extra: dict[str, Any] | None = None) -> Path:
-    """Write ``<path>.json``: the spec and the file facts the app's models index needs
-    (`extra` adds keys, such as how the file was converted)."""
+    """Write ``<path>.json``: the spec, the file facts the app's models index needs, and what
+    is known of the program in the phone's runtime (``phone_runtime``: ExecuTorch 1.0.1,
+    ``osdml.export.phone_runtime``); `extra` adds keys, such as how the file was converted."""
+    from osdml.export.phone_runtime import phone_runtime_record
+
     manifest = {"file": Path(path).name, **{k: v for k, v in asdict(info).items() if k != "path"},
+                "phone_runtime": phone_runtime_record(info.backend, info.quantization,
+                                                      spec.arch),
                 **(extra or {}), "spec": spec.model_dump(mode="json")}
     return write_json(Path(str(path) + ".json"), manifest)
+
+
+def update_pte_manifest(path: str | Path, **keys: Any) -> Path | None:
+    """Add or replace top-level `keys` in the sidecar ``<path>.json`` (atomically); None when
+    there is no sidecar."""
+    import json
+
+    sidecar = Path(str(path) + ".json")
+    if not sidecar.is_file():
+        return None
+    manifest = json.loads(sidecar.read_text(encoding="utf-8"))
+    manifest.update(keys)
+    return write_json(sidecar, manifest)
 
 
 def sha256_of(path: str | Path) -> str:
