@@ -29,7 +29,19 @@ def test_run_folder_holds_everything(tiny_run):
     by_format = validation["test_events_by_format"]
     assert by_format["pt"] == by_format["ptl"] == by_format["pte"]  # same alarms everywhere
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["metrics"]["test_events"]["events"] > 0
+    test_app = summary["metrics"]["test_app"]
+    assert test_app["events"] > 0 and set(test_app) >= {"model", "osd", "combined", "recorded"}
+    # the app's two settings were tuned on validation and travel with the model
+    tuned = summary["app_settings"]
+    assert tuned["rule"] == "sensitivity_at_far" and tuned["validation"]["seizure_events"] > 0
+    assert tuned["threshold_pct"] in load_config(None).app.tune_thresholds_pct
+    sidecar = json.loads((out / "model.pte.json").read_text())
+    assert sidecar["spec"]["app_settings"]["threshold_pct"] == tuned["threshold_pct"]
+    assert sidecar["validation"]["passed"] is True
+    sweep = json.loads((out / "sweep.json").read_text())
+    grid = load_config(None).app
+    assert len(sweep["tuning (validation)"]) == (len(grid.tune_thresholds_pct)
+                                                 * len(grid.tune_gates_pct))
     split = json.loads((out / "split.json").read_text())["splits"][0]
     test_ids = set(split["test"]["events"])
     assert not test_ids & (set(split["train"]["events"]) | set(split["val"]["events"]))

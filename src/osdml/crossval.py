@@ -45,6 +45,8 @@ RUN_PREFIX = "run-"
 BEST_FILES = ("model.pt", "model.ptl", "model.pte", "model.pte.json")
 # metrics summarised over folds: name -> path in a fold's summary["metrics"]
 FOLD_METRICS = {
+    "threshold_pct": ("app_settings", "threshold_pct"),
+    "gate_pct": ("app_settings", "gate_pct"),
     "val_event_sensitivity": ("validation_events", "model", "sensitivity"),
     "val_far_24h": ("validation_events", "model", "far_24h"),
     "test_window_sensitivity": ("test_windows", "sensitivity"),
@@ -60,6 +62,8 @@ FOLD_METRICS = {
     "test_tonic_clonic_sensitivity": ("test_app", "tonic_clonic", "sensitivity"),
     "osd_event_sensitivity": ("test_app", "osd", "sensitivity"),
     "osd_far_24h": ("test_app", "osd", "far_24h"),
+    "combined_event_sensitivity": ("test_app", "combined", "sensitivity"),
+    "combined_far_24h": ("test_app", "combined", "far_24h"),
 }
 
 
@@ -256,7 +260,8 @@ def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *
     summary = {"run_dir": str(run_dir), "method": cfg.data.split.method,
                "splits": [s.name for s in splits], "outer": outer, "best": best,
                "best_reason": reason, "best_warning": warning, "rule": ecfg.model_dump(),
-               "threshold": cfg.train.threshold, "stats": stats,
+               "threshold": cfg.train.threshold,
+               "best_app_settings": folds[best].get("app_settings"), "stats": stats,
                "folds": {n: _fold_row(folds[n]) for n in folds}, "failures": failures}
     write_json(run_dir / "summary.json", summary)
     result = CrossValRun(run_dir, folds, outer, best, reason, warning, stats, skipped,
@@ -346,11 +351,13 @@ def _fold_row(s: dict[str, Any]) -> dict[str, Any]:
 
 def _fold_line(s: dict[str, Any]) -> str:
     r = _fold_row(s)
-    return (f"epoch {r['chosen_epoch']}; validation event sensitivity "
+    warn = f"; warning: {s['app_warning']}" if s.get("app_warning") else ""
+    return (f"epoch {r['chosen_epoch']}; app threshold {_f(r['threshold_pct'])} %, gate "
+            f"{_f(r['gate_pct'])} %; validation event sensitivity "
             f"{_f(r['val_event_sensitivity'])}, {_f(r['val_far_24h'])} false alarms/24h; test "
             f"event sensitivity {_f(r['test_event_sensitivity'])}, "
             f"{_f(r['test_far_24h'])} false alarms/24h (OSD algorithm "
-            f"{_f(r['osd_event_sensitivity'])}, {_f(r['osd_far_24h'])})")
+            f"{_f(r['osd_event_sensitivity'])}, {_f(r['osd_far_24h'])}){warn}")
 
 
 # --------------------------------------------------------------------------- files
@@ -375,9 +382,11 @@ def _copy_best(run_dir: Path, fold_dir: Path, fold: dict, reason: str,
         "chosen_epoch": fold.get("chosen_epoch"),
         "validation": {"windows": fold["metrics"].get("validation"),
                        "events": fold["metrics"].get("validation_events", {}).get("model")},
+        "app_settings": fold.get("app_settings") or fold["metrics"].get("app_settings"),
         "test": {"windows": fold["metrics"].get("test_windows"),
                  "events": fold["metrics"].get("test_app", {}).get("model"),
-                 "osd": fold["metrics"].get("test_app", {}).get("osd")},
+                 "osd": fold["metrics"].get("test_app", {}).get("osd"),
+                 "combined": fold["metrics"].get("test_app", {}).get("combined")},
         "missing": fold.get("missing", {})})
     best = run_dir / "best"
     if best.exists():

@@ -221,8 +221,10 @@ def train_split(streams, selection, split, cfg: RunConfig, out: Path, *,
     evaluate on validation and test, export and validate the artefacts into `out`.
 
     Writes ``metrics.csv``, ``training.png``, the artefacts, ``validation.json``,
-    ``predictions.npz`` (p(seizure) of every validation and test window), ``events.csv``
-    (one row per validation and test event, app alarm rule) and ``summary.json`` last.
+    ``predictions.npz`` (p(seizure) of every validation and test window, and of every input the
+    app's buffer gave the model), ``events.csv`` (one row per validation and test event by the
+    app's engine with the settings tuned on validation), ``sweep.json`` and ``summary.json``
+    last.
     Training saves ``last.ckpt`` after every epoch; with `resume` it continues from there
     (it is removed once ``summary.json`` is written).
 
@@ -243,44 +245,37 @@ def train_split(streams, selection, split, cfg: RunConfig, out: Path, *,
     plot_training(result.history, result.chosen_epoch, out / "training.png",
                   title=f"{split.name}: chosen epoch {result.chosen_epoch} ({result.criterion})")
     # ---------------------------------------------------------------- evaluate
-    from osdml.evaluate.events import (
-        labels_of,
-        score_trace,
-        traces_from_windows,
-        write_events_csv,
-    )
-    from osdml.evaluate.metrics import (
-        event_metrics,
-        event_summary,
-        threshold_sweep,
-        window_metrics,
-        windows_by_event,
-    )
+    from osdml.evaluate.events import score_trace, write_events_csv
+    from osdml.evaluate.metrics import event_summary, threshold_sweep, window_metrics
 
     threshold = cfg.train.threshold
-    spd = cfg.data.reader.samples_per_datapoint
     p = {"validation": _p_seizure(result.model, val), "test": _p_seizure(result.model, test)}
     windows = {"validation": val, "test": test}
-    app, rows, sweeps = {}, [], {}
-    for part, idx in (("validation", split.val), ("test", split.test)):
-        traces = traces_from_windows(windows[part], p[part], labels_of(selection, idx), spd, hop)
-        part_rows = [dict(score_trace(t, threshold), part=part) for t in traces]
+    traces = {part: app_traces(result.model, streams, selection, idx, windows[part], p[part],
+                               window)
+              for part, idx in (("validation", split.val), ("test", split.test))}
+    tuned, tuning = tune_app(traces["validation"], cfg)
+    settings = tuned.settings
+    app, rows, sweeps = {}, [], {"tuning (validation)": tuning}
+    for part, part_traces in traces.items():
+        part_rows = [dict(score_trace(t, settings), part=part) for t in part_traces]
         rows += part_rows
         app[part] = event_summary(part_rows)
-        sweeps[part] = threshold_sweep(traces)
-    _, ev_labels, segments = windows_by_event(test.event, test.starts, test.labels, p["test"],
-                                              hop)
+        sweeps[part] = threshold_sweep(part_traces, settings)
     metrics = {
         "validation": {k[4:]: v for k, v in result.chosen.items() if k.startswith("val_")},
         "validation_events": app["validation"],
         "test_windows": window_metrics(test.labels, p["test"], threshold, cfg.train.f_beta),
-        "test_events": event_metrics(ev_labels, segments, threshold),
         "test_app": app["test"],
+        "app_settings": tuned.record(),
     }
     with atomic_write(out / "predictions.npz", "wb") as f:
         np.savez_compressed(f, **{
             f"{part}_{k}": v for part, w in windows.items() for k, v in
             (("p", p[part]), ("labels", w.labels), ("event", w.event), ("starts", w.starts))},
+            **{f"{part}_app_{k}": v for part, tr in traces.items()
+               for k, v in zip(("starts", "p"), decisions_of(streams, tr, window),
+                               strict=True)},
             event_ids=np.array([e.id for e in streams.events]))
     write_events_csv(out / "events.csv", rows)
     write_json(out / "sweep.json", sweeps)
@@ -297,34 +292,51 @@ def train_split(streams, selection, split, cfg: RunConfig, out: Path, *,
                   "augmentation": parts.augmentation, "chosen_epoch": result.chosen_epoch,
                   "epochs_run": result.epochs_run, "criterion": result.criterion,
                   "seed": cfg.train.seed},
-        metrics={k: metrics[k] for k in ("validation", "test_windows", "test_events")}
+        metrics={"validation": metrics["validation"], "test_windows": metrics["test_windows"],
+                 "test_events": {k: app["test"][k] for k in ("model", "osd", "combined")}},
+        app_settings=tuned.record(),
     ).stamped()
     artefacts, missing = export_artefacts(result.model, spec, out, cfg,
                                           metrics=metrics, config=cfg.model_dump(mode="json"))
     # ---------------------------------------------------------------- validate
     from osdml.export.validate import validate_artefacts
 
-    x, source, n_test = _check_windows(test, val, cfg.export.validate_windows)
+    test_starts, _ = decisions_of(streams, traces["test"], window)
+    x, source, n_test = _check_windows(streams, test_starts, val, window,
+                                       cfg.export.validate_windows)
     logits: dict[str, np.ndarray] = {}
     checks = validate_artefacts(result.model, artefacts, x, threshold=threshold,
                                 atol=cfg.export.fp32_atol, logits_out=logits)
     by_format = {}
-    if n_test == len(test):  # every test window ran in every runtime: event metrics per format
+    if n_test == len(test_starts):  # every decision ran in every runtime: alarms per format
+        from osdml.app.engine import app_probability
+        from osdml.evaluate.events import p_lookup
+
         for fmt, lg in logits.items():
-            z = lg[:n_test] - lg[:n_test].max(axis=1, keepdims=True)
-            pf = np.exp(z)[:, 1] / np.exp(z).sum(axis=1)
-            _, ev_labels, segments = windows_by_event(test.event, test.starts, test.labels, pf,
-                                                      hop)
-            by_format[fmt] = event_metrics(ev_labels, segments, threshold)
+            p_at = p_lookup(test_starts, app_probability(lg[:n_test]), _not_expected)
+            fmt_traces = app_event_traces(streams, selection, split.test, window, p_at)
+            by_format[fmt] = event_summary([score_trace(t, settings)
+                                            for t in fmt_traces])["model"]
     metrics["test_events_by_format"] = by_format
+    if "pte" in artefacts:  # publish reads the parity result beside the file
+        from osdml.export.pte import update_pte_manifest
+
+        check = next(c for c in checks if c.format == "pte")
+        update_pte_manifest(artefacts["pte"], validation={
+            "passed": check.passed, "against": "the eager model", "windows": check.windows,
+            "source": source, "max_abs_logit_diff": check.max_abs_logit_diff,
+            "decision_agreement": check.decision_agreement,
+            "failure": check.failure or check.error})
     write_json(out / "validation.json", {"windows": len(x), "source": source,
                                          "threshold": threshold,
+                                         "app_settings": settings.to_dict(),
                                          "results": [c.to_dict() for c in checks],
                                          "test_events_by_format": by_format})
     sizes = {f: q.stat().st_size for f, q in artefacts.items()}
     summary = {"out_dir": str(out), "split": split.name, "fold": split.fold,
                "inner": split.inner, "chosen_epoch": result.chosen_epoch,
                "criterion": result.criterion, "warning": result.warning,
+               "app_settings": tuned.record(), "app_warning": tuned.warning,
                "epochs_run": result.epochs_run, "metrics": metrics,
                "artefacts": {f: {"path": str(q), "size_bytes": sizes[f]}
                              for f, q in artefacts.items()},
@@ -455,33 +467,94 @@ def export_artefacts(model, spec: ModelSpec, out: Path, cfg: RunConfig, *,
 
 
 def _p_seizure(model, windows: Windows, batch: int = 1024) -> np.ndarray:
+    """p(seizure) of every window, float32, as the app computes it from the logits."""
+    from osdml.app.engine import app_probability
     from osdml.export.validate import eager_logits
 
     out = []
     for i in range(0, len(windows), batch):
         logits = eager_logits(model, windows.batch(range(i, min(i + batch, len(windows)))))
-        z = logits - logits.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        out.append(e[:, 1] / e.sum(axis=1))
-    return np.concatenate(out) if out else np.empty(0)
+        out.append(app_probability(logits))
+    return np.concatenate(out) if out else np.empty(0, np.float32)
 
 
-def _check_windows(test: Windows, val: Windows, n: int) -> tuple[np.ndarray, str, int]:
-    """Held-out windows for the parity check: every test window when there are at most
-    ``PER_FORMAT_MAX`` (so event metrics can be computed per format), else `n` spread over
-    the test part; topped up from validation to at least `n`. Returns (windows, description,
-    number of test windows used)."""
-    if len(test) <= PER_FORMAT_MAX:
-        take = np.arange(len(test))
-    else:
-        take = np.unique(np.linspace(0, len(test) - 1, n).round().astype(int))
-    x = test.batch(take)
+def inputs_at(streams, starts: np.ndarray, input_size: int) -> np.ndarray:
+    """The model inputs ``samples[start:start + input_size]``, (k, 1, input_size) float32."""
+    starts = np.asarray(starts, dtype=np.int64)
+    return np.asarray(streams.samples[starts[:, None] + np.arange(input_size)],
+                      dtype=np.float32)[:, None, :]
+
+
+def app_event_traces(streams, selection, events, window: int, p_at) -> list:
+    """``EventTrace`` per event of `events` (a split part) with the model outputs `p_at`."""
+    from osdml.evaluate.events import traces_for
+
+    return traces_for(streams, events, selection.labels_for(events), window, p_at)
+
+
+def app_traces(model, streams, selection, events, windows: Windows, p_windows: np.ndarray,
+               window: int) -> list:
+    """The app's view of a part's events: p after every datapoint of the app's buffer,
+    reusing `p_windows` of the evaluation `windows` and running the model on the inputs that
+    span a gap (the app's buffer does not stop at one)."""
+    from osdml.app.engine import app_probability
+    from osdml.evaluate.events import p_lookup
+    from osdml.export.validate import eager_logits
+
+    def compute(starts: np.ndarray) -> np.ndarray:
+        return app_probability(eager_logits(model, inputs_at(streams, starts, window)))
+
+    return app_event_traces(streams, selection, events, window,
+                            p_lookup(windows.starts, p_windows, compute))
+
+
+def decisions_of(streams, traces, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, p) of every model input the app ran over `traces`, in trace order: the
+    ``predictions.npz`` record from which reports rebuild the traces."""
+    from osdml.evaluate.events import buffer_windows
+
+    index = streams.index_of()
+    starts, ps = [], []
+    for t in traces:
+        dp, st = buffer_windows(streams, index[t.id], window)
+        starts.append(st)
+        ps.append(t.p[0][dp])
+    return (np.concatenate(starts) if starts else np.empty(0, np.int64),
+            np.concatenate(ps) if ps else np.empty(0, np.float32))
+
+
+def tune_app(val_traces: list, cfg: RunConfig):
+    """The app's threshold and movement gate chosen on the validation traces
+    (``osdml.app.tune``); returns ``(Tuned, the sweep rows)``. A warning (the rule could not be
+    met) is in ``Tuned.warning``, recorded in the summary and printed with the results."""
+    from osdml.app.tune import choose, sweep
+
+    base = cfg.app.settings()
+    rows = (sweep(val_traces, base, cfg.app.tune_thresholds_pct, cfg.app.tune_gates_pct)
+            if cfg.app.tune != "none" else [])
+    return choose(rows, base, cfg.app.tune, cfg.app.tune_max_far_24h), rows
+
+
+def _not_expected(starts: np.ndarray) -> np.ndarray:
+    raise AssertionError(f"{len(starts)} model inputs missing from the parity windows")
+
+
+def _check_windows(streams, test_starts: np.ndarray, val: Windows, window: int, n: int
+                   ) -> tuple[np.ndarray, str, int]:
+    """Held-out windows for the parity check: every model input the app ran over the test
+    events when there are at most ``PER_FORMAT_MAX`` (so alarms can be computed per format),
+    else `n` spread over them; topped up from validation windows to at least `n`. Returns
+    (windows, description, number of test inputs used)."""
+    k = len(test_starts)
+    take = np.arange(k) if k <= PER_FORMAT_MAX else \
+        np.unique(np.linspace(0, k - 1, n).round().astype(int))
+    x = inputs_at(streams, test_starts[take], window)
     source = f"{len(take)} test windows"
     if len(take) < n and len(val):
         extra = np.unique(np.linspace(0, len(val) - 1, min(n - len(take), len(val)))
                           .round().astype(int))
         x = np.concatenate([x, val.batch(extra)])
-        source += f" + {len(extra)} validation windows (the test part has only {len(test)})"
+        source += f" + {len(extra)} validation windows (the test part has only {k})"
     return x, source, len(take)
 
 

@@ -1,70 +1,116 @@
-"""Replay: the app's buffer through every format of one model gives the same alarm history."""
+"""Replay: the app's buffer and engine over every format of one model; the same alarms."""
 
+import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from osdml.app.engine import AppSettings
 from osdml.cli import main
 from osdml.data.filters import select_events
-from osdml.evaluate.replay import Replay, compare_histories, replay
+from osdml.evaluate.replay import compare_histories, load_model, replay
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 
 @pytest.fixture(scope="module")
-def replays(tiny_run, synth_streams):
+def replayed(tiny_run, synth_streams):
     sel = select_events(synth_streams)
-    return sel, {fmt: replay(tiny_run.artefacts[fmt], synth_streams, sel.indices, sel.labels)
-                 for fmt in ("pt", "ptl", "pte")}
+    models = [load_model(tiny_run.artefacts[fmt], f"model.{fmt}", AppSettings())
+              for fmt in ("pt", "ptl", "pte")]
+    return sel, replay(models, synth_streams, sel.indices, sel.labels, models[0].settings)
 
 
-def test_every_format_gives_identical_alarm_histories(replays):
-    sel, by_fmt = replays
-    assert compare_histories(list(by_fmt.values())) == []
-    ref = by_fmt["pt"]
-    for fmt in ("ptl", "pte"):
-        for a, b in zip(ref.traces, by_fmt[fmt].traces, strict=True):
-            assert np.abs(a.p - b.p).max(initial=0) < 1e-4
-    assert [r.format for r in by_fmt.values()] == ["pt", "ptl", "pte"]
-    assert len(ref.rows) == len(sel)
+def test_every_format_gives_identical_alarm_histories(replayed):
+    sel, result = replayed
+    assert compare_histories(result) == []
+    for t in result.traces:
+        assert np.nanmax(np.abs(t.p[0] - t.p[1]), initial=0) < 1e-4
+        assert np.nanmax(np.abs(t.p[0] - t.p[2]), initial=0) < 1e-4
+    assert [m.format for m in result.models] == ["pt", "ptl", "pte"]
+    assert all(len(rows) == len(sel) for rows in result.rows.values())
 
 
-def test_one_decision_per_datapoint_once_the_buffer_is_full(replays, synth_streams):
-    sel, by_fmt = replays
-    for ei, t in zip(sel.indices, by_fmt["pte"].traces, strict=True):
-        n_dp = sum(int(n) for _, n, _ in synth_streams.segment_rows(int(ei))) // 125
-        assert len(t.p) == max(0, n_dp - 5)
-        assert np.all(np.diff(t.t_s) > 0)  # decisions in time order
-        assert set(t.segment.tolist()) <= {0}  # the app's counters never restart mid-event
+def test_formats_carry_the_tuned_settings_of_their_spec(replayed, tiny_run):
+    _, result = replayed
+    tuned = tiny_run.summary["app_settings"]
+    for m in result.models:
+        assert (m.settings.threshold_pct, m.settings.gate_pct) == (tuned["threshold_pct"],
+                                                                   tuned["gate_pct"])
 
 
-def test_compare_histories_names_the_event_and_first_difference(replays):
-    _, by_fmt = replays
-    a = by_fmt["pt"]
-    rows = [dict(r) for r in a.rows]
-    rows[1]["states"] = rows[1]["states"][:3] + "9" + rows[1]["states"][4:]
-    b = Replay(a.model.with_suffix(".pte"), "pte", "ExecuTorch", a.threshold, a.traces, rows,
-               a.summary)
-    diff = compare_histories([a, b])
-    assert len(diff) == 1 and diff[0]["id"] == a.rows[1]["id"]
+def test_p_is_zero_until_the_buffer_is_full_then_once_per_datapoint(replayed, synth_streams):
+    sel, result = replayed
+    for ei, t in zip(sel.indices, result.traces, strict=True):
+        n_dp = len(synth_streams.event_datapoints(int(ei)))
+        assert t.n == n_dp and t.p.shape == (3, n_dp)
+        assert np.isnan(t.p[:, :5]).all()  # 750 samples: full after the 6th datapoint
+        assert not np.isnan(t.p[:, 5:]).any()
+        assert np.all(np.diff(t.t_s) > 0)
+
+
+def test_compare_histories_names_the_event_and_first_difference(replayed):
+    _, result = replayed
+    rows = {k: [dict(r) for r in v] for k, v in result.rows.items()}
+    name = result.models[2].name
+    rows[name][1]["states"] = rows[name][1]["states"][:3] + "9" + rows[name][1]["states"][4:]
+    broken = type(result)(result.models, result.settings, result.traces, rows, result.summary)
+    diff = compare_histories(broken)
+    assert len(diff) == 1 and diff[0]["id"] == result.traces[1].id
     assert diff[0]["first_difference"] == 3
 
 
-def test_cli_replay_writes_per_event_results_and_checks_parity(tiny_run, synth_dir, tmp_path,
-                                                               capsys):
+def test_osd_reproduction_is_counted(replayed):
+    _, result = replayed
+    rep = result.summary["osd_reproduction"]
+    assert rep["with_recorded_powers"] == rep["datapoints"] > 0
+    assert rep["share"] == 1.0  # the generator records what the app's algorithm gives
+
+
+def test_cli_replay_writes_rows_per_event_and_model_and_decisions(tiny_run, synth_dir, tmp_path,
+                                                                   capsys):
     out = tmp_path / "replay"
     code = main(["replay", "-m", str(tiny_run.artefacts["pte"]), "-m",
                  str(tiny_run.artefacts["ptl"]), "-m", str(tiny_run.artefacts["pt"]),
-                 "-d", str(synth_dir), "-o", str(out), "--json"])
+                 "-d", str(synth_dir), "-o", str(out), "--json", "--detail",
+                 "--threshold-pct", "40", "--gate-pct", "2"])
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert result["identical_alarm_histories"] is True
     assert json.loads((out / "parity.json").read_text())["identical"] is True
-    csv_lines = (out / "model.pte" / "replay.csv").read_text().splitlines()
-    assert csv_lines[0].split(",")[:6] == ["id", "user", "type", "subtype", "label", "alarm"]
-    assert len(csv_lines) == 1 + result["replays"][0]["n_events"]
-    html = (out / "model.pte" / "report.html").read_text()
+    assert result["settings"]["threshold_pct"] == 40 and result["settings"]["gate_pct"] == 2
+    with open(out / "replay.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 * result["n_events"]
+    assert {r["model"] for r in rows} == {"model.pte", "model.ptl", "model.pt"}
+    assert {"states", "osd_states", "combined_alarm", "combined_states"} <= set(rows[0])
+    with open(out / "decisions.csv") as f:
+        dec = list(csv.DictReader(f))
+    assert {"event_id", "data_time", "p_model.pte", "gate", "osd_spec_power", "osd_roi_power",
+            "osd_vote", "combined_vote", "state"} <= set(dec[0])
+    first = [r for r in dec if r["event_id"] == rows[0]["id"]]
+    assert "".join(r["state"] for r in first) == rows[0]["combined_states"]
+    assert "".join(r["state_model.pte"] for r in first) == rows[0]["states"]
+    assert first[0]["p_model.pte"] == "" and first[5]["p_model.pte"] != ""
+    html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "OSD algorithm" in html
+
+
+def test_cli_replay_of_a_tflite_model_uses_its_own_buffer(synth_dir, tmp_path, capsys):
+    out = tmp_path / "tfl"
+    code = main(["replay", "-m", str(FIXTURES / "tiny_app.tflite"), "-d", str(synth_dir),
+                 "-o", str(out), "--json"])
+    assert code == 0, capsys.readouterr().err
+    s = json.loads(capsys.readouterr().out)
+    (m,) = s["models"]
+    assert m["format"] == "tflite" and m["input_size"] == 125 and m["runtime"] == "LiteRT"
+    assert s["identical_alarm_histories"] is None
+    with open(out / "replay.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert all(r["decisions"] == r["datapoints"] for r in rows)  # full after one datapoint
 
 
 def test_cli_replay_of_a_file_that_is_not_a_model_is_one_line(synth_dir, tmp_path, capsys):

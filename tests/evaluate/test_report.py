@@ -7,6 +7,8 @@ import re
 import numpy as np
 import pytest
 
+from factory_traces import trace
+from osdml.app.engine import AppSettings
 from osdml.evaluate.events import EventTrace
 from osdml.evaluate.report import (
     _cell,
@@ -26,21 +28,15 @@ def _is_png(path) -> bool:
 
 
 def _trace(seizure_start_s: float | None = 20.0, n: int = 12) -> EventTrace:
-    t = 30.0 + 5.0 * np.arange(n)
-    p = np.clip(np.linspace(0.0, 1.0, n), 0, 1)
-    if n > 3:
-        p[3] = np.nan
-    return EventTrace(
-        id="e1", user="u1", type="Seizure", subtype="Tonic-Clonic", label=1,
-        recording_s=5.0 * (n + 6), seizure_start_s=seizure_start_s, t_s=t, p=p,
-        segment=np.zeros(n, dtype=np.int64), osd_t_s=5.0 * np.arange(n + 6),
-        osd_state=np.array(([0, -1, 5, 1, 2, 2] * 4)[:n + 6], dtype=np.int8))
+    p = list(np.clip(np.linspace(0.0, 1.0, n), 0, 1))
+    p[:3] = [None] * 3  # the buffer fills first
+    return trace(p, 1, seizure_start_s=seizure_start_s, movement=[1.0, 20.0] * (n // 2),
+                 osd=[i % 4 == 0 for i in range(n)],
+                 recorded=np.array(([0, -1, 5, 1, 2, 2] * 4)[:n]), subtype="Tonic-Clonic")
 
 
 def _empty_trace() -> EventTrace:
-    return EventTrace(id="e0", user="u0", type="Seizure", subtype=None, label=1,
-                      recording_s=0.0, seizure_start_s=None, t_s=np.empty(0), p=np.empty(0),
-                      segment=np.empty(0, dtype=np.int64))
+    return trace([], 1)
 
 
 def test_roc_writes_png_for_normal_one_class_and_empty_input(tmp_path):
@@ -94,19 +90,21 @@ def test_per_user_leaves_out_users_without_seizures(tmp_path):
 
 @pytest.mark.parametrize("start", [20.0, None])
 def test_timeline_with_and_without_seizure_start_and_accel(tmp_path, start):
-    trace = _trace(seizure_start_s=start)
     t = np.arange(0, 90, 0.04)
     g = 1 + 0.3 * np.sin(t)
     g[100:130] = np.nan
-    assert _is_png(plot_timeline(trace, 0.5, tmp_path / "a.png", accel=(t, g), title="e1"))
-    assert _is_png(plot_timeline(trace, 0.5, tmp_path / "b.png", accel=None))
+    tr = _trace(seizure_start_s=start)
+    assert _is_png(plot_timeline(tr, AppSettings(), tmp_path / "a.png", accel=(t, g),
+                                 title="e1"))
+    assert _is_png(plot_timeline(tr, AppSettings(osd=False), tmp_path / "b.png", accel=None))
 
 
 def test_timeline_of_empty_trace(tmp_path):
-    assert _is_png(plot_timeline(_empty_trace(), 0.5, tmp_path / "e.png",
+    assert _is_png(plot_timeline(_empty_trace(), AppSettings(), tmp_path / "e.png",
                                  accel=(np.empty(0), np.empty(0))))
     nan_accel = (np.arange(3.0), np.full(3, np.nan))
-    assert _is_png(plot_timeline(_empty_trace(), None, tmp_path / "n.png", accel=nan_accel))
+    assert _is_png(plot_timeline(_empty_trace(), AppSettings(), tmp_path / "n.png",
+                                 accel=nan_accel))
 
 
 def test_cell_formats_none_and_floats():

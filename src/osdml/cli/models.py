@@ -160,6 +160,11 @@ def inspect(
         con.print("  constants: " + ", ".join(f"{k}={v}" for k, v in info["constants"].items()))
     if "delegation" in info:
         con.print(f"  delegation: {info['delegation']['summary']}")
+    if info.get("kind") == "tflite":
+        if "operators" in info:
+            con.print(f"  operators: {', '.join(info['operators'])}")
+        if "app" in info:
+            con.print(f"  app: {info['app']['detail']}")
     spec = info.get("spec")
     if spec:
         con.print(f"  spec: {spec.get('arch')} {spec.get('arch_kwargs')}, input "
@@ -174,16 +179,18 @@ def inspect(
 @app.command()
 def validate(
     models: Annotated[list[Path], typer.Argument(help="Exported files (.pte, .ptl, .pt, "
-                                                 ".bpte).", show_default=False)],
+                                                 ".bpte, .tflite).", show_default=False)],
     reference: Annotated[Path | None, typer.Option(
         help="The model they were made from (default: model.pt beside the first file; not "
-        "needed for .bpte bundles).")] = None,
+        "needed for .bpte bundles; optional for .tflite: a .pt, .ptl or .pte taking "
+        "(1, 1, N)).")] = None,
     data: Annotated[list[Path] | None, typer.Option(
         help="OSDB files: the real windows to compare on (default: the held-out test windows "
         "of the reference's run folder).")] = None,
     windows: Annotated[int, typer.Option(min=1, help="Real windows to use at most.")] = 512,
     random: Annotated[int, typer.Option(
-        min=0, help="Random windows added to the real ones (never instead of them).")] = 0,
+        min=0, help="Random windows added to the real ones (never instead of them; .tflite: "
+        "32 when 0).")] = 0,
     atol: Annotated[float | None, typer.Option(
         min=0.0, help="fp32: largest logit difference allowed (default 1e-4; a .bpte carries "
         "its own).")] = None,
@@ -200,8 +207,11 @@ def validate(
 
     Each file runs in its runtime (eager torch, lite interpreter, ExecuTorch) on real windows;
     fp32 must match within 1e-4 with every decision the same, int8 by decision agreement,
-    kept positives and SQNR. A .bpte is checked against its bundled outputs. Exit 1 names the
-    file that is out of tolerance and by how much."""
+    kept positives and SQNR. A .bpte is checked against its bundled outputs. A .tflite runs in
+    LiteRT as the app's TFLite path runs it (input [1, N, 1], p = output[0][1] with no
+    softmax): every output must be a probability pair, and with --reference p must match
+    softmax(reference logits)[1] within --atol. Exit 1 names the file that is out of
+    tolerance and by how much."""
     from osdml.export.validate import Tolerance
 
     if hold_to not in ("auto", "fp32"):
@@ -233,10 +243,12 @@ def _validate(models: list[Path], reference: Path | None, data: list[Path] | Non
     from osdml.export.bundle import verify_bpte
     from osdml.export.validate import run_folder_windows, validate_artefacts
 
-    results, others = [], []
+    results, others, tflites = [], [], []
     for path in models:
         kind = sn.sniff(path).kind
-        if kind == sn.BPTE:
+        if kind == sn.TFLITE:
+            tflites.append(path)
+        elif kind == sn.BPTE:
             c = verify_bpte(path, atol=atol)
             results.append({"path": str(path), "kind": kind, "passed": c.passed,
                             "summary": f"{c.cases} bundled cases, {c.failed} failed (atol "
@@ -244,6 +256,8 @@ def _validate(models: list[Path], reference: Path | None, data: list[Path] | Non
                                        + (f": {c.first_failure}" if c.first_failure else "")})
         else:
             others.append((path, {sn.PTE: "pte", sn.PTL: "ptl"}.get(kind, "pt")))
+    if tflites:
+        results += _validate_tflite(tflites, reference, data, n_windows, n_random, atol)
     if not others:
         return results
     reference = reference or _default_reference(others[0][0])
@@ -282,6 +296,101 @@ def _validate(models: list[Path], reference: Path | None, data: list[Path] | Non
                                                             if c.quantization else ""),
                         "passed": c.passed, "summary": detail, **c.to_dict()})
     return results
+
+
+def _validate_tflite(files: list[Path], reference: Path | None, data: list[Path] | None,
+                     n_windows: int, n_random: int, atol: float | None) -> list[dict]:
+    """Each .tflite in LiteRT as the app runs it, on real windows of its input_size (from
+    --data, else the reference's run folder) plus random ones; against --reference if given."""
+    from osdml.export.tflite import DEFAULT_RANDOM, TfliteRunner, check_tflite
+    from osdml.export.validate import one_thread
+
+    results, windows = [], {}
+    for path in files:
+        n = TfliteRunner(path).input_size
+        if n not in windows:
+            windows[n] = _tflite_windows(n, reference, data, n_windows,
+                                         n_random or DEFAULT_RANDOM)
+        x, source = windows[n]
+        run = None if reference is None else _reference_runner(reference, n)
+        with one_thread():
+            results.append(check_tflite(path, x, source, reference=run,
+                                        reference_name=None if reference is None
+                                        else str(reference),
+                                        atol=1e-4 if atol is None else atol))
+    return results
+
+
+def _tflite_windows(n: int, reference: Path | None, data: list[Path] | None, n_windows: int,
+                    n_random: int):
+    """Windows (k, 1, n) float32 for a .tflite of input_size `n`, and what they are."""
+    import numpy as np
+
+    from osdml.export.tflite import random_windows
+    from osdml.export.validate import run_folder_windows
+    from osdml.spec import ModelSpec
+
+    x, source = np.empty((0, 1, n), np.float32), ""
+    if data:
+        from osdml.export.quantize import real_windows
+
+        w = real_windows(data, ModelSpec(window_samples=n, input_shape=(1, 1, n)),
+                         n_calibration=2, n_held_out=n_windows)
+        x = np.concatenate([w.calibration, w.held_out])
+        source = f"{len(x)} real windows from {w.source.split(' windows from ')[-1]}"
+    elif reference is not None:
+        found = run_folder_windows(Path(reference).parent, n, 125, n_windows)
+        if found is not None:
+            x, source = found
+    noise = random_windows(n_random, n)
+    x = np.concatenate([x, noise])
+    source = (f"{source} + {n_random} random windows" if source else
+              f"{n_random} random windows (no real ones: pass --data OSDB files)")
+    return x, source
+
+
+def _reference_runner(reference: Path, n: int):
+    """``run(window (1, 1, n)) -> logits (1, classes)`` for a .tflite's --reference.
+
+    Raises
+    ------
+    InputError
+        If the reference is not a torch model file or does not take (1, 1, n) windows.
+    """
+    import numpy as np
+    import torch
+
+    from osdml.export import sniff as sn
+    from osdml.export.validate import artefact_runner
+
+    kind = sn.sniff(reference).kind
+    if kind == sn.TFLITE:
+        raise InputError(f"--reference {reference}: give the torch model the .tflite was made "
+                         "from (.pt, .ptl or .pte), not another .tflite")
+    if kind in (sn.PTE, sn.BPTE, sn.PTL):
+        run = artefact_runner({sn.PTE: "pte", sn.BPTE: "bpte", sn.PTL: "ptl"}[kind], reference)
+        try:
+            run(np.ones((1, 1, n), np.float32))
+        except Exception as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise InputError(f"--reference {reference} does not take the .tflite's (1, 1, {n}) "
+                             f"windows ({reason.replace(f'{reference}: ', '')[:160]})") from None
+        return run
+    from osdml.export.source import load_source
+
+    src = load_source(reference)
+    if tuple(src.spec.input_shape) != (1, 1, n):
+        try:  # a file without a spec: its input shape was a guess
+            src = load_source(reference, input_shape=(1, 1, n))
+        except InputError:
+            raise InputError(f"--reference {reference} takes {tuple(src.spec.input_shape)} "
+                             f"windows; the .tflite takes {n} samples") from None
+    module = src.module()
+
+    def run(x):
+        with torch.no_grad():
+            return module(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+    return run
 
 
 def _default_reference(model: Path) -> Path:

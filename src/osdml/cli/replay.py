@@ -28,13 +28,35 @@ from osdml.errors import InputError
 @app.command()
 def replay(
     model: Annotated[list[Path], typer.Option(
-        "--model", "-m", help="Model file (.pt, .ptl, .pte, .bpte); repeat to replay several "
-        "formats of one model and compare their alarm histories.", show_default=False)],
+        "--model", "-m", help="Model file (.pt, .ptl, .pte, .bpte, .tflite); repeat to run "
+        "several as the app runs its installed models (voting), and to check that formats of "
+        "one model give identical alarm histories.", show_default=False)],
     data: Annotated[list[Path], typer.Option(
         "--data", "-d", help="OSDB files or folders (repeat the option).", show_default=False)],
-    threshold: Annotated[float | None, typer.Option(
-        min=0.0, max=1.0, help="Decision threshold on p(seizure) (default: the model's).")
+    threshold_pct: Annotated[float | None, typer.Option(
+        "--threshold-pct", min=0.0, max=100.0, help="MlSeizureProbabilityThresholdPct: a model "
+        "votes ALARM when p > this / 100 (default: each model's tuned value, else [app] "
+        "threshold_pct, 50).")] = None,
+    gate_pct: Annotated[float | None, typer.Option(
+        "--gate-pct", min=0.0, max=100.0, help="MlAccelStdThresholdPct: p = 0 when 100 x std / "
+        "mean of a datapoint is below it (default: the model's tuned value, else 5).")] = None,
+    warn_s: Annotated[float | None, typer.Option(
+        "--warn-s", min=0.0, help="WarnTime, s (default [app] warn_s, 5).")] = None,
+    alarm_s: Annotated[float | None, typer.Option(
+        "--alarm-s", min=0.0, help="AlarmTime, s (default [app] alarm_s, 10).")] = None,
+    voting: Annotated[str | None, typer.Option(
+        "--voting", help="any, majority, unanimous or weighted (default [app] voting, any).")
     ] = None,
+    osd: Annotated[bool | None, typer.Option(
+        "--osd/--no-osd", help="The built-in OSD algorithm votes beside the models (default "
+        "[app] osd_active, on).")] = None,
+    tflite_mg: Annotated[bool, typer.Option(
+        "--tflite-mg", help="Feed .tflite models milli-g, as app versions before V4.4.0 "
+        "(January 2026) did; the current app feeds g, in which a model trained on milli-g "
+        "(such as cnn_v0.24) never alarms.")] = False,
+    detail: Annotated[bool, typer.Option(
+        "--detail", help="Also write decisions.csv: one row per datapoint (p, gate, OSD "
+        "powers and vote, combined vote, state).")] = False,
     out: Annotated[str, typer.Option("--out", "-o", help="Folder to write replay.csv, "
                                      "replay.json and the reports into.")] = "outputs/replay",
     config: ConfigOpt = None,
@@ -42,21 +64,27 @@ def replay(
     no_cache: NoCacheOpt = False,
     cache_dir: CacheDirOpt = None,
 ) -> None:
-    """Feed each event's datapoints through a model exactly as the app does.
+    """Feed each event's datapoints through models exactly as the app does.
 
-    A 750-sample buffer filled 125 samples (one 5 s datapoint) at a time, one inference per
-    datapoint once it is full, the app's WARNING / ALARM counters reset per event. Writes
-    replay.csv (one row per event: alarm and warning reached, seconds from seizure start to
-    alarm, max p, state history), replay.json and report.md / report.html; the
-    OpenSeizureDetector algorithm's recorded alarms are reported beside the model. With several
-    --model files, exits 1 if their alarm histories differ."""
+    Each model has its own buffer of its input length (750 samples for DeepEpiCnn, 125 for
+    the app's TFLite models), filled 125 samples (one 5 s datapoint) at a time, p = 0 until
+    it is full; then one inference per datapoint in the file's own runtime. The app's engine
+    applies the movement gate, p > threshold, voting with the built-in OSD algorithm (re-run
+    from the raw samples) and the WarnTime / AlarmTime counter, reset per event. Each model
+    alone uses its own tuned threshold and gate (from its spec) unless given; the OSD
+    algorithm alone and models + OSD use the common settings (the first model's). Writes
+    replay.csv (one row per event and model), replay.json, report.md / report.html and, with
+    --detail, decisions.csv. Exits 1 if formats of one model give different alarm histories."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress
 
+    from osdml.app.engine import VOTING
     from osdml.config import load_config
     from osdml.data.filters import select_events
-    from osdml.evaluate.replay import compare_histories, write_replay
+    from osdml.evaluate.replay import compare_histories, load_model, write_replay
     from osdml.evaluate.replay import replay as run_replay
 
+    if voting is not None and voting.lower() not in VOTING:
+        raise InputError(f"--voting {voting!r}: choose one of {', '.join(VOTING)}")
     cfg = load_config(config)
     out_dir = checked_out(out)
     for i, m in enumerate(model):
@@ -64,6 +92,14 @@ def replay(
             raise InputError(f"{m}: no such model file")
         if any(m.resolve() == other.resolve() for other in model[:i]):
             raise InputError(f"--model {m} is given twice; give each file once")
+    overrides = {"threshold_pct": threshold_pct, "gate_pct": gate_pct, "warn_s": warn_s,
+                 "alarm_s": alarm_s, "voting": voting.lower() if voting else None, "osd": osd}
+    base = cfg.app.settings().with_(**overrides)
+    with quiet_libraries():
+        models = [load_model(m, _replay_name(m, model), base, overrides, tflite_mg)
+                  for m in model]
+    common = base.with_(threshold_pct=models[0].settings.threshold_pct,
+                        gate_pct=models[0].settings.gate_pct)
     streams = read_osdb(data, cfg, no_cache, cache_dir)
     selection = select_events(streams, cfg.data.selection)
     if not len(selection):
@@ -71,35 +107,38 @@ def replay(
                          f"{streams.n_events} events read, none has a type the label map "
                          "knows; see `osdml data summary`)")
     console = get_console(stderr=True)
-    results, written = [], {}
     with quiet_libraries(), Progress("replay", BarColumn(), MofNCompleteColumn(),
-                                      console=console, transient=True,
-                                      disable=json_out or not console.is_terminal) as bar:
-        for m in model:
-            task = bar.add_task(m.name, total=len(selection))
-            r = run_replay(m, streams, selection.indices, selection.labels, threshold=threshold,
-                           progress=lambda n, t=task: bar.update(t, completed=n))
-            where = out_dir if len(model) == 1 else out_dir / _replay_name(m, model)
-            written[str(m)] = write_replay(r, where, streams, cfg.evaluate.timelines)
-            results.append(r)
-    differ = compare_histories(results)
-    if len(results) > 1:
+                                     console=console, transient=True,
+                                     disable=json_out or not console.is_terminal) as bar:
+        task = bar.add_task("replay", total=len(selection))
+        result = run_replay(models, streams, selection.indices, selection.labels, common,
+                            progress=lambda n: bar.update(task, completed=n))
+    differ = compare_histories(result)
+    written = write_replay(result, out_dir, streams, cfg.evaluate.timelines, detail=detail)
+    if len(models) > 1:
         from osdml.fileio import write_json
 
-        write_json(out_dir / "parity.json", {"models": [str(m) for m in model],
-                                             "identical": not differ, "differences": differ})
+        written["parity"] = write_json(out_dir / "parity.json", {
+            "groups": [[models[i].name for i in g] for g in _groups(models)],
+            "identical": not differ, "differences": differ})
+    result.summary["identical_alarm_histories"] = None if not _groups(models) else not differ
     if json_out:
-        print_json({"replays": [r.summary for r in results],
-                     "identical_alarm_histories": None if len(results) < 2 else not differ,
-                     "differences": differ})
+        print_json({**result.summary, "differences": differ,
+                    "written": {k: str(v) for k, v in written.items()}})
     else:
-        _render_replays(results, written, differ)
+        _render_replay(result, written, differ)
     if differ:
         from osdml.errors import CheckFailed
 
-        raise CheckFailed(f"alarm histories differ between {', '.join(map(str, model))} on "
+        raise CheckFailed(f"alarm histories differ between formats of one model on "
                           f"{plural(len(differ), 'event')} (first: {differ[0]['id']}); see "
                           f"{out_dir / 'parity.json'}")
+
+
+def _groups(models):
+    from osdml.evaluate.replay import parity_groups
+
+    return parity_groups(models)
 
 
 def _replay_name(m: Path, models: list[Path]) -> str:
@@ -107,25 +146,38 @@ def _replay_name(m: Path, models: list[Path]) -> str:
     return m.name if names.count(m.name) == 1 else f"{m.parent.name}-{m.name}"
 
 
-def _render_replays(results, written, differ) -> None:
+def _render_replay(result, written, differ) -> None:
     con = get_console()
+    s = result.summary
     rows = []
-    for r in results:
-        m, o = r.summary["events"]["model"], r.summary["events"]["osd"]
-        rows.append([str(r.model), r.runtime, f"{r.threshold:g}", str(r.summary["n_events"]),
-                     f"{m['detected']}/{m['seizure_events']}", fmt_any(m["sensitivity"]),
-                     fmt_any(m["far_24h"]), fmt_any(m["latency_median_s"]),
-                     fmt_any(o["sensitivity"]), fmt_any(o["far_24h"])])
-    con.print(make_table("Replay (the app's buffer and alarm rule)",
-                     ["model", "runtime", "threshold", "events", "seizures alarmed",
-                      "sens.", "FAR/24h", "median latency s", "OSD sens.", "OSD FAR/24h"],
-                     rows, no_wrap=1))
-    for r in results:
-        if r.summary["skipped"]:
-            con.print(f"{r.model}: no decision on " + ", ".join(
-                f"{plural(v, 'event')} {k}" for k, v in r.summary["skipped"].items()))
-    if len(results) > 1:
-        con.print("identical alarm histories across " + ", ".join(r.format for r in results)
-                  if not differ else f"alarm histories DIFFER on {plural(len(differ), 'event')}")
-    for m, paths in written.items():
-        con.print(f"{m}: wrote {paths['csv']}, {paths['html']}")
+    for m, ms in zip(result.models, s["models"], strict=True):
+        e = ms["events"]["model"]
+        rows.append([f"{m.name} alone", f"{m.runtime}, {m.input_size} samples",
+                     f"{m.settings.threshold_pct:g} / {m.settings.gate_pct:g}",
+                     f"{e['detected']}/{e['seizure_events']}", fmt_any(e["sensitivity"]),
+                     fmt_any(e["far_24h"]), fmt_any(e["latency_median_s"])])
+    st = result.settings
+    for label, e in (("OSD algorithm alone", s["osd"]),
+                     (f"models + OSD ({st.voting})" if st.osd else f"models ({st.voting})",
+                      s["combined"]),
+                     ("recorded by the phone", s["recorded"])):
+        rows.append([label, "-", f"{st.threshold_pct:g} / {st.gate_pct:g}"
+                     if "model" in label else "-",
+                     f"{e['detected']}/{e['seizure_events']}", fmt_any(e["sensitivity"]),
+                     fmt_any(e["far_24h"]), fmt_any(e["latency_median_s"])])
+    con.print(make_table(f"Replay of {s['n_events']} events by the app's engine (WarnTime "
+                         f"{st.warn_s:g} s, AlarmTime {st.alarm_s:g} s)",
+                         ["", "runtime", "threshold / gate %", "seizures alarmed", "sens.",
+                          "FAR/24h", "median latency s"], rows, no_wrap=1))
+    rep = s["osd_reproduction"]
+    if rep["with_recorded_powers"]:
+        con.print(f"OSD algorithm re-run from the samples: reproduces the recorded specPower and "
+                  f"roiPower exactly on {rep['reproduced_exactly']:,} of "
+                  f"{rep['with_recorded_powers']:,} datapoints ({rep['share']:.1%})")
+    for name, n in s["no_decision"].items():
+        if n:
+            con.print(f"{name}: no decision on {plural(n, 'event')} (shorter than its input)")
+    if s.get("identical_alarm_histories") is not None:
+        con.print("identical alarm histories across formats of one model" if not differ
+                  else f"alarm histories DIFFER on {plural(len(differ), 'event')}")
+    con.print("wrote " + ", ".join(str(p) for p in written.values()))

@@ -97,36 +97,39 @@ def _render_run(run, title: str) -> None:
     by_format = m.get("test_events_by_format") or {}
     rows = []
     for check in run.validation:
-        ev = by_format.get(check.format, {}).get("alarm", {})
+        ev = by_format.get(check.format, {})
         diff = "-" if check.error else f"{check.max_abs_logit_diff:.1e}"
         agree = "-" if check.error else f"{check.decision_agreement:.1%}"
         rows.append([f".{check.format}", check.runtime, f"{run.sizes[check.format] / 1024:,.0f}",
-                     diff, agree, fmt2(ev.get("sensitivity")), fmt2(ev.get("fpr")),
+                     diff, agree, fmt2(ev.get("sensitivity")), fmt_any(ev.get("far_24h")),
                      "ok" if check.passed else f"FAILED {check.error or ''}".strip()])
     for fmt, why in run.missing.items():
         rows.append([f".{fmt}", "-", "-", "-", "-", "-", "-", f"not written: {why}"])
     con.print(make_table(title or f"Run folder {run.out_dir}",
-                     ["format", "runtime", "KiB", "max |logit diff|", "decisions agree",
-                      "event sensitivity", "event FPR", "status"], rows))
-    con.print(f"parity on {s['validation_windows']}; event metrics: test events by the app's "
-              "alarm rule, computed in each format's runtime")
-    tw, te = m["test_windows"], m["test_events"]
+                         ["format", "runtime", "KiB", "max |logit diff|", "decisions agree",
+                          "event sensitivity", "FAR/24h", "status"], rows))
+    app_settings = s.get("app_settings") or {}
+    con.print(f"parity on {s['validation_windows']}; event sensitivity and false alarms per "
+              "24 h: test events by the app's engine, the model alone, each format in its own "
+              "runtime")
+    tw = m["test_windows"]
     con.print(f"chosen epoch {s['chosen_epoch']} of {s['epochs_run']} ({s['criterion']}); "
-              f"test windows: sensitivity {fmt2(tw['sensitivity'])}, FPR {fmt2(tw['fpr'])}; "
-              f"test events ({plural(te['seizure_events'], 'seizure')} of {te['events']}): "
-              "alarm rule "
-              f"sensitivity {fmt2(te['alarm']['sensitivity'])}, FPR {fmt2(te['alarm']['fpr'])};"
-              f" any-window rule sensitivity {fmt2(te['any_window']['sensitivity'])}, "
-              f"FPR {fmt2(te['any_window']['fpr'])}")
+              f"test windows: sensitivity {fmt2(tw['sensitivity'])}, FPR {fmt2(tw['fpr'])}")
+    con.print(f"app settings tuned on validation: threshold "
+              f"{fmt_any(app_settings.get('threshold_pct'))} %, movement gate "
+              f"{fmt_any(app_settings.get('gate_pct'))} % ({app_settings.get('reason', '-')})")
     app = m.get("test_app")
     if app:
-        mo, osd = app["model"], app["osd"]
-        con.print(f"test events by the app's alarm rule: {mo['detected']} of "
+        mo, osd, comb = app["model"], app["osd"], app["combined"]
+        con.print(f"test events by the app's engine: model alone {mo['detected']} of "
                   f"{plural(mo['seizure_events'], 'seizure')} alarmed, "
                   f"{fmt_any(mo['far_24h'])} false alarms per 24 h over "
                   f"{mo['non_seizure_hours']:.1f} h of non-seizure recording; OSD algorithm "
-                  f"on the same events: sensitivity {fmt_any(osd['sensitivity'])}, "
-                  f"{fmt_any(osd['far_24h'])} false alarms per 24 h")
+                  f"alone {osd['detected']} alarmed, {fmt_any(osd['far_24h'])} per 24 h; model "
+                  f"+ OSD {comb['detected']} alarmed, {fmt_any(comb['far_24h'])} per 24 h")
+    for w in (s.get("warning"), s.get("app_warning")):
+        if w:
+            con.print(f"warning: {w}")
     con.print(f"written to {run.out_dir}: " + ", ".join(sorted(p.name for p in
                                                                run.out_dir.iterdir())))
 

@@ -2,11 +2,11 @@
 
 Window level: every 30 s window is a sample (sensitivity = true-positive rate of the seizure
 class, false-positive rate of the non-seizure class, precision, F1, F-beta, Youden index, ROC
-AUC). Event level: an event is flagged by the any-window rule (some window reached the
-threshold) or by the app's alarm rule (the WARNING / ALARM state machine of ``osdml.alarm``
-reached ALARM); sensitivity is the share of seizure events flagged, the false-positive rate the
-share of non-seizure events flagged. Undefined ratios (no positives, no negatives) are ``None``,
-never a division by zero, so results serialise as JSON.
+AUC). Event level: every alarm figure comes from the app's engine (``osdml.app.engine``, run by
+``osdml.evaluate.events.score_trace``): an event is detected when the app's state reached
+ALARM; sensitivity is the share of seizure events detected, false alarms per 24 h the alarm
+episodes in non-seizure events over their recording time. Undefined ratios (no positives, no
+negatives) are ``None``, never a division by zero, so results serialise as JSON.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
-from osdml.alarm import ALARM, alarm_states
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -72,81 +70,6 @@ def _f_beta(precision: float | None, recall: float | None, beta: float) -> float
     return (1 + b2) * precision * recall / denom if denom else 0.0
 
 
-def event_metrics(labels: Sequence[int], p_per_event: Sequence[Sequence[np.ndarray]],
-                  threshold: float = 0.5) -> dict[str, Any]:
-    """Event-level sensitivity and false-positive rate by the any-window and the alarm rule.
-
-    Parameters
-    ----------
-    labels : sequence of int, one per event
-    p_per_event : sequence, one per event, of sequences of 1-D arrays
-        p(seizure) of each window in time order, one array per contiguous segment (one window
-        per datapoint, as the app infers once its 30 s buffer is full). The alarm state machine
-        restarts at each segment.
-    threshold : float, default=0.5
-
-    Returns
-    -------
-    dict
-        ``events``, ``seizure_events``, then for each rule ``any_window`` and ``alarm``:
-        ``sensitivity``, ``fpr``, ``detected`` (seizure events flagged) and ``false_alarms``
-        (non-seizure events flagged).
-    """
-    labels = [int(v) for v in labels]
-    flags = {"any_window": [], "alarm": []}
-    for segments in p_per_event:
-        any_pos = alarm = False
-        for p in segments:
-            positive = np.asarray(p) >= threshold
-            any_pos |= bool(positive.any())
-            alarm |= ALARM in alarm_states(positive.tolist())
-        flags["any_window"].append(any_pos)
-        flags["alarm"].append(alarm)
-    n_pos = sum(labels)
-    n_neg = len(labels) - n_pos
-    out: dict[str, Any] = {"events": len(labels), "seizure_events": n_pos}
-    for rule, f in flags.items():
-        detected = sum(1 for y, v in zip(labels, f, strict=True) if y == 1 and v)
-        false_alarms = sum(1 for y, v in zip(labels, f, strict=True) if y == 0 and v)
-        out[rule] = {"sensitivity": _ratio(detected, n_pos), "fpr": _ratio(false_alarms, n_neg),
-                     "detected": detected, "false_alarms": false_alarms}
-    return out
-
-
-def windows_by_event(event: np.ndarray, starts: np.ndarray, labels: np.ndarray,
-                     p_seizure: np.ndarray, hop_samples: int = 125):
-    """Group window probabilities into events and contiguous segments, in time order.
-
-    Parameters
-    ----------
-    event, starts, labels : np.ndarray of shape (n,)
-        ``Windows.event``, ``Windows.starts`` and ``Windows.labels`` (windows of one event are
-        consecutive, segment after segment).
-    p_seizure : np.ndarray of shape (n,)
-    hop_samples : int
-        A window not starting one hop after the previous one begins a new segment.
-
-    Returns
-    -------
-    (event_ids, event_labels, segments)
-        Event indices, their labels, and per event a list of p arrays, one per segment (the
-        input of ``event_metrics``).
-    """
-    if len(event) == 0:
-        return [], [], []
-    new_event = np.r_[True, event[1:] != event[:-1]]
-    new_segment = new_event | np.r_[True, starts[1:] != starts[:-1] + hop_samples]
-    ids, ev_labels, segments = [], [], []
-    seg_starts = np.flatnonzero(new_segment).tolist() + [len(event)]
-    for a, b in zip(seg_starts[:-1], seg_starts[1:], strict=True):
-        if new_event[a]:
-            ids.append(int(event[a]))
-            ev_labels.append(int(labels[a]))
-            segments.append([])
-        segments[-1].append(np.asarray(p_seizure[a:b]))
-    return ids, ev_labels, segments
-
-
 # --------------------------------------------------------------------------- app-level results
 
 DAY_S = 86_400.0
@@ -166,12 +89,15 @@ def far_per_24h(false_alarms: int, recording_s: float) -> float | None:
     return None if recording_s <= 0 else false_alarms * DAY_S / recording_s
 
 
-def _detection(rows: list[dict], alarm_key: str, alarms_key: str, latency_key: str
-               ) -> dict[str, Any]:
+def _detection(rows: list[dict], prefix: str = "") -> dict[str, Any]:
+    """Event detection of one algorithm from ``score_trace`` rows: ``prefix`` "" for the model
+    alone, "osd_", "combined_" or "recorded_"."""
+    alarm_key, alarms_key = f"{prefix}alarm", f"{prefix}alarms"
+    latency_key = f"{prefix}latency_s"
     seizures = [r for r in rows if r["label"] == 1]
     others = [r for r in rows if r["label"] == 0]
-    known_s = [r for r in seizures if r[alarm_key] is not None]
-    known_o = [r for r in others if r[alarm_key] is not None]
+    known_s = [r for r in seizures if r.get(alarm_key) is not None]
+    known_o = [r for r in others if r.get(alarm_key) is not None]
     detected = sum(1 for r in known_s if r[alarm_key])
     false_events = sum(1 for r in known_o if r[alarm_key])
     false_alarms = sum(r[alarms_key] or 0 for r in known_o)
@@ -187,8 +113,12 @@ def _detection(rows: list[dict], alarm_key: str, alarms_key: str, latency_key: s
             "latency_median_s": float(np.median(lat)) if lat else None}
 
 
+ALGORITHMS = {"model": "", "osd": "osd_", "combined": "combined_", "recorded": "recorded_"}
+
+
 def event_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Event results of the model (app alarm rule) and of the built-in algorithm.
+    """Event results by the app's engine: the model alone, the OSD algorithm alone, models and
+    OSD combined as the app combines them, and what the phone recorded.
 
     Parameters
     ----------
@@ -198,76 +128,71 @@ def event_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``events``; ``model``: ``seizure_events``, ``detected``, ``missed``, ``sensitivity``
-        (share of seizure events reaching ALARM), ``sensitivity_any_window``, ``warned``,
-        ``non_seizure_events``, ``false_alarm_events``, ``fpr_events``, ``false_alarms``
-        (alarm episodes in non-seizure events), ``non_seizure_hours``, ``far_24h`` (false
-        alarms per 24 h of non-seizure recording), ``latency_mean_s`` / ``latency_median_s``
-        (first alarm minus ``seizureTimes`` start, over detected seizures with a start);
-        ``osd``: the same for the OpenSeizureDetector algorithm (recorded ``alarmState`` 2;
-        events without recorded states are left out); ``tonic_clonic``: model and OSD
-        sensitivity on tonic-clonic seizures; ``per_user`` and ``per_subtype``: the same
-        numbers per user and per seizure subtype. Undefined ratios are ``None``.
+        ``events``; for each of ``model``, ``osd`` (the built-in algorithm re-run from the
+        samples), ``combined`` and ``recorded`` (the app's recorded ``alarmState`` 2; events
+        without recorded states are left out): ``seizure_events``, ``detected``, ``missed``,
+        ``sensitivity`` (share of seizure events reaching ALARM), ``non_seizure_events``,
+        ``false_alarm_events``, ``fpr_events``, ``false_alarms`` (alarm episodes in non-seizure
+        events), ``non_seizure_hours``, ``far_24h`` (false alarms per 24 h of non-seizure
+        recording), ``latency_mean_s`` / ``latency_median_s`` (first alarm minus
+        ``seizureTimes`` start, over detected seizures with a start); ``model`` also
+        ``sensitivity_any_window`` (some datapoint voted ALARM) and ``warned``;
+        ``tonic_clonic``: the same on tonic-clonic seizures against all non-seizure events;
+        ``per_user`` and ``per_subtype``: the numbers per user and per seizure subtype.
+        Undefined ratios are ``None``.
     """
-    model = _detection(rows, "alarm", "alarms", "latency_s")
+    out: dict[str, Any] = {"events": len(rows)}
+    out.update({name: _detection(rows, prefix) for name, prefix in ALGORITHMS.items()})
     seizures = [r for r in rows if r["label"] == 1]
-    model["sensitivity_any_window"] = _ratio(sum(r["any_window"] for r in seizures),
-                                             len(seizures))
-    model["warned"] = sum(1 for r in seizures if r["warning"])
-    osd = _detection(rows, "osd_alarm", "osd_alarms", "osd_latency_s")
+    out["model"]["sensitivity_any_window"] = _ratio(sum(r["any_window"] for r in seizures),
+                                                    len(seizures))
+    out["model"]["warned"] = sum(1 for r in seizures if r["warning"])
 
     def brief(sub: list[dict]) -> dict[str, Any]:
-        m, o = _detection(sub, "alarm", "alarms", "latency_s"), \
-            _detection(sub, "osd_alarm", "osd_alarms", "osd_latency_s")
+        m, o, c = (_detection(sub, ALGORITHMS[k]) for k in ("model", "osd", "combined"))
         return {"seizure_events": m["seizure_events"], "detected": m["detected"],
                 "sensitivity": m["sensitivity"], "non_seizure_hours": m["non_seizure_hours"],
                 "false_alarms": m["false_alarms"], "far_24h": m["far_24h"],
-                "osd_sensitivity": o["sensitivity"], "osd_far_24h": o["far_24h"]}
+                "osd_sensitivity": o["sensitivity"], "osd_far_24h": o["far_24h"],
+                "combined_sensitivity": c["sensitivity"], "combined_far_24h": c["far_24h"]}
 
     users = sorted({r["user"] for r in rows})
     subtypes = sorted({r["subtype"] or "(none)" for r in seizures})
-    return {"events": len(rows), "model": model, "osd": osd,
-            "tonic_clonic": brief([r for r in rows if r["label"] == 0 or r["tonic_clonic"]]),
-            "per_user": {u: brief([r for r in rows if r["user"] == u]) for u in users},
-            "per_subtype": {s: brief([r for r in seizures if (r["subtype"] or "(none)") == s])
-                            for s in subtypes}}
+    out["tonic_clonic"] = brief([r for r in rows if r["label"] == 0 or r["tonic_clonic"]])
+    out["per_user"] = {u: brief([r for r in rows if r["user"] == u]) for u in users}
+    out["per_subtype"] = {s: brief([r for r in seizures if (r["subtype"] or "(none)") == s])
+                          for s in subtypes}
+    return out
 
 
-SWEEP_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.05, 1.0, 0.05))
+SWEEP_THRESHOLDS_PCT = tuple(range(5, 100, 5))
 
 
-def threshold_sweep(traces, thresholds: Sequence[float] = SWEEP_THRESHOLDS
-                    ) -> list[dict[str, Any]]:
-    """Event sensitivity (alarm rule) against false alarms per 24 h, per threshold.
+def threshold_sweep(traces, settings, thresholds_pct: Sequence[float] = SWEEP_THRESHOLDS_PCT,
+                    model: int = 0) -> list[dict[str, Any]]:
+    """Event sensitivity against false alarms per 24 h of the model alone, per threshold, by
+    the app's engine with the other settings (gate, WarnTime, AlarmTime) of `settings`.
 
     Parameters
     ----------
     traces : list of osdml.evaluate.events.EventTrace
-    thresholds : sequence of float in [0, 1]
+    settings : osdml.app.engine.AppSettings
+    thresholds_pct : sequence of float in [0, 100]
 
     Returns
     -------
     list of dict
-        Per threshold: ``threshold``, ``sensitivity``, ``detected``, ``false_alarms``,
-        ``far_24h``, ``window_sensitivity`` and ``window_fpr`` (over every decision).
+        Per threshold: ``threshold_pct``, ``threshold`` (fraction), ``sensitivity``,
+        ``detected``, ``false_alarms``, ``far_24h``, ``decision_sensitivity`` and
+        ``decision_fpr`` (share of the datapoints with a full buffer that voted ALARM, seizure
+        and non-seizure events).
     """
-    from osdml.evaluate.events import alarm_onsets
+    from osdml.app.tune import sweep
 
-    seizures = [t for t in traces if t.label == 1]
-    others = [t for t in traces if t.label == 0]
-    recording = sum(t.recording_s for t in others)
-    p_pos = np.concatenate([t.p for t in seizures]) if seizures else np.empty(0)
-    p_neg = np.concatenate([t.p for t in others]) if others else np.empty(0)
-    out = []
-    for th in thresholds:
-        detected = sum(1 for t in seizures if (t.states(th) == ALARM).any())
-        false_alarms = sum(len(alarm_onsets(t.states(th), t.segment)) for t in others)
-        out.append({"threshold": float(th), "sensitivity": _ratio(detected, len(seizures)),
-                    "detected": detected, "false_alarms": false_alarms,
-                    "far_24h": far_per_24h(false_alarms, recording),
-                    "window_sensitivity": _ratio(int((p_pos >= th).sum()), len(p_pos)),
-                    "window_fpr": _ratio(int((p_neg >= th).sum()), len(p_neg))})
-    return out
+    rows = sweep(traces, settings, thresholds_pct, [settings.gate_pct], model=model)
+    for r in rows:
+        r["threshold"] = r["threshold_pct"] / 100.0
+    return rows
 
 
 def fold_statistics(values: dict[str, Sequence[float | None]]) -> dict[str, dict[str, Any]]:

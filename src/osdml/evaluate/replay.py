@@ -1,15 +1,19 @@
-"""Replay events through a model exactly as the OpenSeizureDetector app runs it.
+"""Replay events through models exactly as the OpenSeizureDetector app runs them.
 
-For each event, its datapoints are fed in time order: each 5 s datapoint appends its 125
-acceleration samples (g) to a buffer; once the buffer holds a full window (750 samples, 30 s),
-the last 750 samples are run through the model after every datapoint, one (1, 1, 750) float32
-inference at a time in the model's own runtime (eager torch for .pt, the lite interpreter for
-.ptl, ExecuTorch for .pte). The app's alarm counters (``osdml.alarm``) start from OK for each
-event. Like the app, the buffer simply appends whatever datapoints arrive: a gap in the
-recording does not reset it.
+For each event, its datapoints are fed in time order. Each model has its own buffer of its
+input length (750 samples for DeepEpiCnn, 125 for the app's TFLite cnn_v0.24): every datapoint
+appends its 125 samples (g), and once the buffer is full the model runs after every datapoint,
+one inference at a time in the file's own runtime (eager torch for .pt, the lite interpreter for
+.ptl, ExecuTorch for .pte / .bpte, LiteRT for .tflite). p is the softmax of the two logits
+(ExecuTorch and torch formats) or a TFLite model's output[0][1] as is, like the app. The app's
+engine (``osdml.app.engine``) then applies the movement gate, the threshold, voting with the
+built-in OSD algorithm (re-run from the raw samples) and the WarnTime / AlarmTime counter,
+starting from OK for each event. Like the app, a gap in the recording does not reset anything.
 
-The same events through the .pt, .ptl and .pte of one model should give identical alarm
-histories; ``compare_histories`` says where they do not.
+Each model alone is scored with its own settings (the threshold and gate tuned into its spec,
+or the app's defaults), the OSD algorithm alone and all models + OSD combined with the common
+settings. Formats of one model (the same spec) must give identical alarm histories;
+``compare_histories`` says where they do not.
 """
 
 from __future__ import annotations
@@ -21,39 +25,54 @@ from typing import Any
 
 import numpy as np
 
-from osdml.alarm import STEP_S
-from osdml.evaluate.events import EventTrace, score_trace, trace_of, write_events_csv
+from osdml.app.engine import AppSettings
+from osdml.evaluate.events import EventTrace, buffer_windows, event_trace, score_trace
 from osdml.evaluate.metrics import event_summary
 
-REPLAY_COLUMNS = ("id", "user", "type", "subtype", "label", "alarm", "warning", "alarms",
-                  "latency_s", "first_alarm_s", "max_p", "decisions", "recording_s",
-                  "osd_alarm", "osd_alarms", "osd_latency_s", "states")
+RUNTIMES = {"pt": "eager torch", "ptl": "lite interpreter", "pte": "ExecuTorch",
+            "bpte": "ExecuTorch", "tflite": "LiteRT"}
+REPLAY_COLUMNS = ("id", "user", "type", "subtype", "label", "model", "format",
+                  "threshold_pct", "gate_pct", "recording_s", "datapoints", "decisions",
+                  "gated", "max_p", "alarm", "warning", "alarms", "first_alarm_s", "latency_s",
+                  "states", "osd_alarm", "osd_alarms", "osd_latency_s", "osd_states",
+                  "combined_alarm", "combined_alarms", "combined_latency_s", "combined_states",
+                  "recorded_alarm", "recorded_alarms", "recorded_latency_s")
+
+
+@dataclass
+class ReplayModel:
+    """One model file as the app would run it.
+
+    ``name`` is unique within a replay (the file name, or folder-file when names repeat);
+    ``settings`` the model's own: its spec's tuned threshold and gate over the common ones;
+    ``spec_json`` the spec (None without one), which groups the formats of one model.
+    """
+
+    path: Path
+    name: str
+    format: str
+    runtime: str
+    input_size: int
+    settings: AppSettings
+    spec_json: str | None
+    p_of: Callable[[np.ndarray], float] = field(repr=False)
 
 
 @dataclass
 class Replay:
-    """One model replayed over events.
+    """Models replayed over events: ``traces`` (one per event, a row of p per model),
+    ``rows`` (model name -> ``score_trace`` rows), ``settings`` (the common settings of the
+    OSD-alone and combined results) and ``summary``."""
 
-    ``traces`` and ``rows`` (``score_trace`` rows) are in event order; ``summary`` holds the
-    model, format, runtime, threshold and ``events`` (``event_summary`` of the rows).
-    """
-
-    model: Path
-    format: str
-    runtime: str
-    threshold: float
+    models: list[ReplayModel]
+    settings: AppSettings
     traces: list[EventTrace]
-    rows: list[dict[str, Any]]
+    rows: dict[str, list[dict[str, Any]]]
     summary: dict[str, Any]
-    skipped: dict[str, int] = field(default_factory=dict)
-
-
-RUNTIMES = {"pt": "eager torch", "ptl": "lite interpreter", "pte": "ExecuTorch",
-            "bpte": "ExecuTorch"}
 
 
 def model_format(path: str | Path) -> str:
-    """``pt``, ``ptl``, ``pte`` or ``bpte`` from the file's content (not its extension).
+    """``pt``, ``ptl``, ``pte``, ``bpte`` or ``tflite`` from the file's content.
 
     Raises
     ------
@@ -64,7 +83,8 @@ def model_format(path: str | Path) -> str:
     from osdml.export import sniff as sn
 
     found = sn.sniff(path)
-    fmt = {sn.PTE: "pte", sn.BPTE: "bpte", sn.PTL: "ptl"}.get(found.kind)
+    fmt = {sn.PTE: "pte", sn.BPTE: "bpte", sn.PTL: "ptl",
+           getattr(sn, "TFLITE", "tflite"): "tflite"}.get(found.kind)
     if fmt:
         return fmt
     if found.kind in (sn.CHECKPOINT, sn.TORCHSCRIPT):
@@ -73,7 +93,7 @@ def model_format(path: str | Path) -> str:
 
 
 def model_spec(path: str | Path):
-    """The ``ModelSpec`` stored in a model file of any format, or None for a file without."""
+    """The ``ModelSpec`` stored in a model file of any torch format, or None without one."""
     from osdml.export.inspect import describe
     from osdml.spec import ModelSpec
 
@@ -81,91 +101,133 @@ def model_spec(path: str | Path):
     return None if not spec else ModelSpec.model_validate(spec)
 
 
-def app_windows(samples: np.ndarray, window_samples: int, samples_per_datapoint: int
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """The app's buffer over one event's samples, in datapoint order.
+def load_model(path: str | Path, name: str, common: AppSettings,
+               overrides: dict[str, Any] | None = None, tflite_mg: bool = False
+               ) -> ReplayModel:
+    """Load a model file in its own runtime for replay.
 
     Parameters
     ----------
-    samples : np.ndarray of shape (n_datapoints * samples_per_datapoint,), float32
-        The event's acceleration magnitude in g, datapoints back to back in time order.
-    window_samples, samples_per_datapoint : int
+    path : path-like
+    name : str
+    common : AppSettings
+        The settings every model starts from.
+    overrides : dict, optional
+        Settings given explicitly (they beat the spec's tuned values).
+    tflite_mg : bool, default=False
+        Feed a .tflite model milli-g, as app versions before V4.4.0 (January 2026) did; the
+        current app feeds g (``rawData / 1000``), and a model trained on milli-g then sees
+        inputs 1000 times too small.
 
-    Returns
-    -------
-    (windows, datapoint)
-        ``windows`` (n, 1, window_samples) float32: the buffer after each datapoint once it is
-        full; ``datapoint`` (n,) int: the datapoint (0-based) after which each inference runs.
+    Raises
+    ------
+    InputError
+        If the file cannot be loaded, does not take the app's input or does not give what
+        the app reads.
     """
-    spd = samples_per_datapoint
-    n_dp = len(samples) // spd
-    first = -(-window_samples // spd) - 1  # the datapoint that fills the buffer
-    dps = np.arange(first, n_dp)
-    if not len(dps):
-        return np.empty((0, 1, window_samples), np.float32), dps
-    ends = (dps + 1) * spd
-    idx = ends[:, None] - window_samples + np.arange(window_samples)
-    return np.asarray(samples, np.float32)[idx][:, None, :], dps
+    from osdml.app.engine import app_probability
+
+    path = Path(path)
+    fmt = model_format(path)
+    if fmt == "tflite":
+        from osdml.export.tflite import TfliteRunner
+
+        runner = TfliteRunner(path)
+        scale = np.float32(1000.0 if tflite_mg else 1.0)
+        return ReplayModel(path, name, fmt, RUNTIMES[fmt] + (", fed milli-g" if tflite_mg
+                                                            else ""),
+                           int(runner.input_size), common.with_(**(overrides or {})), None,
+                           lambda x, r=runner: float(r.p(x * scale)))
+    from osdml.export.validate import artefact_runner
+
+    spec = model_spec(path)
+    size = spec.window_samples if spec else _input_size(fmt, path)
+    tuned = {k: (spec.app_settings or {}).get(k) for k in ("threshold_pct", "gate_pct")} \
+        if spec else {}
+    settings = common.with_(**tuned).with_(**(overrides or {}))
+    run = _checked(artefact_runner(fmt, path), path, size)
+    return ReplayModel(path, name, fmt, RUNTIMES[fmt], size, settings,
+                       spec.model_dump_json(exclude={"created_utc"}) if spec else None,
+                       lambda x: float(app_probability(run(x))[0]))
 
 
-def replay(model: str | Path, streams, events: Sequence[int], labels: Sequence[int], *,
-           threshold: float | None = None, progress: Callable[[int], None] | None = None
-           ) -> Replay:
-    """Replay `events` of `streams` through `model` as the app does.
+def _input_size(fmt: str, path: Path) -> int:
+    """A spec-less file's input length: the program's own for .pte, else DeepEpiCnn's 750."""
+    if fmt == "pte":
+        from osdml.export.pte import PteRunner
+
+        return int(PteRunner(path).input_shape[-1])
+    return 750
+
+
+def replay(models: Sequence[ReplayModel], streams, events: Sequence[int],
+           labels: Sequence[int], settings: AppSettings,
+           progress: Callable[[int], None] | None = None) -> Replay:
+    """Replay `events` of `streams` through `models` as the app does.
 
     Parameters
     ----------
-    model : path-like
-        A .pt, .ptl, .pte or .bpte file (its spec gives window length and threshold).
+    models : sequence of ReplayModel
+        From ``load_model``.
     streams : EventStreams
-    events : sequence of int
-        Event indices, in the order to report.
-    labels : sequence of int
-        Label of each event (1 seizure, 0 not).
-    threshold : float, optional
-        Decision threshold on p(seizure); default the spec's (0.5 without a spec).
+    events, labels : sequence of int
+        Event indices and labels (1 seizure, 0 not), in the order to report.
+    settings : AppSettings
+        The common settings (OSD alone, models + OSD combined).
     progress : callable, optional
         Called with the number of events done.
 
     Raises
     ------
     InputError
-        If the model cannot be loaded or does not take the windows.
+        If a model does not take its input or does not give what the app reads.
     """
-    from osdml.export.validate import artefact_runner, one_thread
+    from osdml.export.validate import one_thread
 
-    path = Path(model)
-    fmt = model_format(path)
-    spec = model_spec(path)
-    window = spec.window_samples if spec else 750
-    th = threshold if threshold is not None else (spec.threshold if spec else 0.5)
-    run = _checked(artefact_runner(fmt, path), path, window)
-    spd = int(round(streams.sample_rate_hz * STEP_S))
-    traces, skipped = [], {"shorter than one window": 0}
+    names = [m.name for m in models]
+    traces = []
     for k, (ei, label) in enumerate(zip(events, labels, strict=True)):
-        rows = streams.segment_rows(int(ei))
-        samples = np.concatenate([streams.samples[s:s + n] for s, n, _ in rows]) if len(rows) \
-            else np.empty(0, np.float32)
-        dp_global = np.concatenate([np.arange(s // spd, (s + n) // spd) for s, n, _ in rows]) \
-            if len(rows) else np.empty(0, np.int64)
-        x, dps = app_windows(samples, window, spd)
-        if not len(x):
-            skipped["shorter than one window"] += 1
-        with one_thread():
-            logits = np.concatenate([run(x[i:i + 1]) for i in range(len(x))]) if len(x) \
-                else np.empty((0, 2), np.float32)
-        z = logits - logits.max(axis=1, keepdims=True) if len(logits) else logits
-        p = (np.exp(z)[:, 1] / np.exp(z).sum(axis=1)) if len(z) else np.empty(0)
-        traces.append(trace_of(streams, int(ei), int(label), dp_global[dps], p,
-                             np.zeros(len(p), np.int64), spd))
+        n = len(streams.event_datapoints(int(ei)))
+        p = np.full((len(models), n), np.nan, dtype=np.float32)
+        for i, m in enumerate(models):
+            dp, starts = buffer_windows(streams, int(ei), m.input_size)
+            with one_thread():
+                for d, s in zip(dp.tolist(), starts.tolist(), strict=True):
+                    x = np.asarray(streams.samples[s:s + m.input_size],
+                                   dtype=np.float32).reshape(1, 1, -1)
+                    p[i, d] = m.p_of(x)
+        traces.append(event_trace(streams, int(ei), int(label), p, names))
         if progress:
             progress(k + 1)
-    rows = [score_trace(t, th) for t in traces]
-    summary = {"model": str(path), "format": fmt, "runtime": RUNTIMES[fmt], "threshold": th,
-               "spec": spec is not None, "n_events": len(traces),
-               "skipped": {k: v for k, v in skipped.items() if v},
-               "events": event_summary(rows)}
-    return Replay(path, fmt, RUNTIMES[fmt], th, traces, rows, summary, skipped)
+    rows = {m.name: [score_trace(t, m.settings, i, settings) for t in traces]
+            for i, m in enumerate(models)}
+    first = rows[names[0]] if names else []
+    summary = {
+        "settings": settings.to_dict(), "n_events": len(traces),
+        "no_decision": {m.name: sum(1 for r in rows[m.name] if not r["decisions"])
+                        for m in models},
+        "models": [{"model": str(m.path), "name": m.name, "format": m.format,
+                    "runtime": m.runtime, "input_size": m.input_size,
+                    "settings": m.settings.to_dict(), "spec": m.spec_json is not None,
+                    "events": event_summary(rows[m.name])} for m in models],
+        "osd": event_summary(first)["osd"] if first else None,
+        "combined": event_summary(first)["combined"] if first else None,
+        "recorded": event_summary(first)["recorded"] if first else None,
+        "osd_reproduction": osd_reproduction(traces),
+    }
+    return Replay(list(models), settings, traces, rows, summary)
+
+
+def osd_reproduction(traces: Sequence[EventTrace]) -> dict[str, Any]:
+    """How many datapoints with recorded ``specPower`` and ``roiPower`` the re-run OSD
+    algorithm reproduces exactly (both values)."""
+    osd = np.concatenate([t.osd for t in traces]) if traces else np.empty((0, 6), np.int64)
+    recorded = (osd[:, 4] >= 0) & (osd[:, 5] >= 0)
+    same = recorded & (osd[:, 0] == osd[:, 4]) & (osd[:, 1] == osd[:, 5])
+    n = int(recorded.sum())
+    return {"datapoints": int(len(osd)), "with_recorded_powers": n,
+            "reproduced_exactly": int(same.sum()),
+            "share": float(same.sum() / n) if n else None}
 
 
 def _checked(run, path: Path, window: int):
@@ -195,42 +257,113 @@ def _checked(run, path: Path, window: int):
     return call
 
 
-def compare_histories(replays: Sequence[Replay]) -> list[dict[str, Any]]:
-    """Events whose alarm state histories differ between `replays` (empty when identical).
+def parity_groups(models: Sequence[ReplayModel]) -> list[list[int]]:
+    """Indices of models that are formats of one model (the same spec), groups of 2 or more."""
+    groups: dict[str, list[int]] = {}
+    for i, m in enumerate(models):
+        if m.spec_json is not None:
+            groups.setdefault(m.spec_json, []).append(i)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def compare_histories(result: Replay) -> list[dict[str, Any]]:
+    """Events whose alarm histories differ between formats of one model (empty when every
+    group is identical).
 
     Returns
     -------
     list of dict
-        Per differing event: ``id`` and ``states`` (format -> state history), and the first
-        decision where they differ with each format's p(seizure) there.
+        Per differing event and group: ``id``, ``states`` (model name -> state history), the
+        first datapoint where they differ and each model's p there.
     """
-    if len(replays) < 2:
-        return []
     out = []
-    for i, row in enumerate(replays[0].rows):
-        hist = {r.format if sum(x.format == r.format for x in replays) == 1 else str(r.model):
-                r.rows[i]["states"] for r in replays}
-        if len(set(hist.values())) > 1:
-            first = min(k for k in range(max(len(h) for h in hist.values()))
-                        if len({h[k:k + 1] for h in hist.values()}) > 1)
-            out.append({"id": row["id"], "states": hist, "first_difference": first,
-                        "p": {name: float(r.traces[i].p[first]) if first < len(r.traces[i].p)
-                              else None for name, r in zip(hist, replays, strict=True)}})
+    for group in parity_groups(result.models):
+        names = [result.models[i].name for i in group]
+        for k, trace in enumerate(result.traces):
+            hist = {n: result.rows[n][k]["states"] for n in names}
+            if len(set(hist.values())) > 1:
+                first = min(j for j in range(max(len(h) for h in hist.values()))
+                            if len({h[j:j + 1] for h in hist.values()}) > 1)
+                out.append({"id": trace.id, "states": hist, "first_difference": first,
+                            "p": {n: (None if np.isnan(trace.p[i, first]) else
+                                      float(trace.p[i, first]))
+                                  for n, i in zip(names, group, strict=True)}})
     return out
 
 
-def write_replay(result: Replay, out_dir: str | Path, streams, timelines: int = 4
-                 ) -> dict[str, Path]:
-    """Write ``replay.csv``, ``replay.json`` and the reports of `result` into `out_dir`."""
+def write_replay(result: Replay, out_dir: str | Path, streams, timelines: int = 4,
+                 detail: bool = False) -> dict[str, Path]:
+    """Write ``replay.csv`` (one row per event and model), ``replay.json``, the reports and,
+    with `detail`, ``decisions.csv`` (one row per datapoint) into `out_dir`."""
+    from osdml.evaluate.events import write_events_csv
     from osdml.evaluate.runreport import write_replay_report
     from osdml.fileio import write_json
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"csv": write_events_csv(out / "replay.csv", result.rows, REPLAY_COLUMNS),
+    rows = [dict(r, model=m.name, format=m.format, threshold_pct=m.settings.threshold_pct,
+                 gate_pct=m.settings.gate_pct)
+            for k in range(len(result.traces)) for m in result.models
+            for r in (result.rows[m.name][k],)]
+    paths = {"csv": write_events_csv(out / "replay.csv", rows, REPLAY_COLUMNS),
              "json": write_json(out / "replay.json", result.summary)}
-    md, html = write_replay_report(out, result.traces, result.rows, result.summary, streams,
-                                   streams.index_of(), result.threshold, timelines,
-                                   title=f"Replay of {result.model.name}")
+    if detail:
+        paths["decisions"] = write_decisions(out / "decisions.csv", result)
+    md, html = write_replay_report(out, result, streams, timelines)
     paths.update(md=md, html=html)
     return paths
+
+
+DECISION_COLUMNS = ("event_id", "user", "label", "data_time", "t_s", "datapoint",
+                    "movement_pct", "gate")
+
+
+def write_decisions(path: Path, result: Replay) -> Path:
+    """``decisions.csv``: one row per datapoint the detector saw, in event and time order.
+
+    Columns: ``event_id``, ``user``, ``label``, ``data_time`` (ISO 8601 UTC), ``t_s`` (s from
+    the event time), ``datapoint`` (position in the event), ``movement_pct`` and ``gate`` (1
+    when the movement gate set every model's p to 0); per model ``p_<name>`` (its output,
+    empty while its buffer is not full), ``vote_<name>`` and ``state_<name>`` (the model
+    alone with its settings); the OSD algorithm's ``osd_spec_power``, ``osd_roi_power``,
+    ``osd_recorded_spec_power``, ``osd_recorded_roi_power`` (empty when not recorded),
+    ``osd_vote`` and ``osd_state`` (alone); ``combined_vote`` and ``state`` (models + OSD as the
+    app combines them, common settings); ``recorded_state`` (the app's ``alarmState``).
+    """
+    import csv
+    from datetime import UTC, datetime
+
+    from osdml.fileio import atomic_write
+
+    s = result.settings
+    names = [m.name for m in result.models]
+    cols = [*DECISION_COLUMNS, *(f"{k}_{n}" for n in names for k in ("p", "vote", "state")),
+            "osd_spec_power", "osd_roi_power", "osd_recorded_spec_power",
+            "osd_recorded_roi_power", "osd_vote", "osd_state", "combined_vote", "state",
+            "recorded_state"]
+    with atomic_write(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for t in result.traces:
+            comb = t.engine(s)
+            osd = t.engine(s, [], osd=True)
+            alone = [t.engine(m.settings, [i], osd=False) for i, m in enumerate(result.models)]
+            gate = t.movement_pct < s.gate_pct
+            osd_votes = t.osd_votes
+            for j in range(t.n):
+                when = t.data_time_s[j] if len(t.data_time_s) else np.nan
+                row = [t.id, t.user, t.label,
+                       "" if not np.isfinite(when) else
+                       datetime.fromtimestamp(float(when), UTC).isoformat().replace("+00:00", "Z"),
+                       f"{t.t_s[j]:g}", j, f"{t.movement_pct[j]:.4f}", int(gate[j])]
+                for i in range(len(names)):
+                    pv = t.p[i, j]
+                    row += ["" if np.isnan(pv) else f"{pv:.6f}", int(alone[i].votes[0, j]),
+                            int(alone[i].states[j])]
+                rec_s, rec_r = int(t.osd[j, 4]), int(t.osd[j, 5])
+                row += [int(t.osd[j, 0]), int(t.osd[j, 1]), "" if rec_s < 0 else rec_s,
+                        "" if rec_r < 0 else rec_r, int(osd_votes[j]), int(osd.states[j]),
+                        int(comb.combined[j]), int(comb.states[j]),
+                        int(t.recorded_state[j])]
+                w.writerow(row)
+    return Path(path)

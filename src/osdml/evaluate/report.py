@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from osdml.alarm import STATE_NAMES
+from osdml.app.engine import STATE_NAMES
 from osdml.fileio import atomic_write
 
 
@@ -155,12 +155,14 @@ def plot_sweep(sweeps: dict[str, list[dict]], path: str | Path, threshold: float
     threshold : float
         The configured threshold: the row with the nearest threshold is circled per name.
     baseline : (sensitivity, far_24h) or None
-        The OpenSeizureDetector built-in algorithm, a black star labelled "OSD algorithm".
+        The OpenSeizureDetector built-in algorithm by the app's engine, a black star labelled
+        "OSD algorithm".
     """
     fig, ax = _figure(figsize=(6.4, 4.6))
     drawn = 0
     for name, rows in (sweeps or {}).items():
-        pts = sorted((_num(r.get("threshold")), _num(r.get("far_24h")), _num(r.get("sensitivity")))
+        pts = sorted((_num(r.get("threshold")), _num(r.get("far_24h")),
+                      _num(r.get("sensitivity")))
                      for r in (rows or []) if r is not None)
         pts = np.array([q for q in pts if np.isfinite(q[1:]).all()]).reshape(-1, 3)
         if not len(pts):
@@ -261,18 +263,20 @@ def plot_per_user(per_user: dict[str, dict], path: str | Path, title: str = "") 
     return _save(fig, path, title)
 
 
-def plot_timeline(trace, threshold: float, path: str | Path,
+def plot_timeline(trace, settings, path: str | Path,
                   accel: tuple[np.ndarray, np.ndarray] | None = None, title: str = "") -> Path:
-    """One event over time (s): acceleration, p(seizure) and alarm states; returns `path`.
+    """One event over time (s): acceleration, p(seizure) and the app's states; returns `path`.
 
     Parameters
     ----------
     trace : osdml.evaluate.events.EventTrace
-        ``t_s``/``p`` (shape (n,)) drawn with the app states at `threshold`; ``osd_t_s``/
-        ``osd_state`` (shape (m,)) as the OSD algorithm's states (5 manual and -1 missing
-        drawn as OK); ``seizure_start_s``, when not None, a vertical line on every axis.
-    threshold : float
-        p(seizure) threshold of the model, a dashed line.
+        ``t_s`` (n,) and ``p`` (n_models, n): each model's p (NaN before its buffer is full),
+        datapoints the movement gate set to p = 0 marked with an x; the app's states by its
+        engine (``trace.engine``): the first model alone, the OSD algorithm alone, models + OSD
+        combined, and the recorded ``alarmState``; ``seizure_start_s``, when not None, a
+        vertical line on every axis.
+    settings : osdml.app.engine.AppSettings
+        The threshold (a dashed line), gate, counter and voting.
     path : path-like
         PNG file, written atomically.
     accel : (t_s, g) or None
@@ -287,21 +291,37 @@ def plot_timeline(trace, threshold: float, path: str | Path,
     else:
         _note(ax_g, "no acceleration data")
     ax_g.set_ylabel("acceleration (g)")
-    t, p = _floats(getattr(trace, "t_s", None)), _floats(getattr(trace, "p", None))
-    thr = _num(threshold)
-    if len(t) == len(p) and len(p):
-        ax_p.plot(t, p, "o-", ms=2.5, lw=1, label="model p(seizure)")
-        if math.isfinite(thr):
-            ax_s.step(t, trace.states(thr), where="post", lw=1.5, label="model")
-    else:
+    t = _floats(getattr(trace, "t_s", None))
+    p = np.atleast_2d(np.asarray(getattr(trace, "p", np.empty((0, 0))), dtype=float))
+    names = list(getattr(trace, "models", []))
+    thr = float(settings.threshold)
+    drawn = False
+    for i, row in enumerate(p):
+        if len(row) == len(t) and np.isfinite(row).any():
+            name = names[i] if i < len(names) else f"model {i}"
+            (line,) = ax_p.plot(t, row, "o-", ms=2.5, lw=1, label=f"{name} p(seizure)")
+            gated = np.isfinite(row) & (np.asarray(trace.movement_pct) < settings.gate_pct)
+            if gated.any():
+                ax_p.plot(t[gated], row[gated], "x", color=line.get_color(), ms=6,
+                          label=f"gated (movement < {settings.gate_pct:g} %: p = 0)")
+            drawn = True
+    if not drawn:
         _note(ax_p, "no decisions")
-    if math.isfinite(thr):
-        ax_p.axhline(thr, color="tab:red", ls="--", lw=1, label=f"threshold {thr:g}")
+    ax_p.axhline(thr, color="tab:red", ls="--", lw=1, label=f"threshold {thr:g}")
     ax_p.set(ylim=(-0.02, 1.02), ylabel="p(seizure)")
-    ot, ost = _floats(getattr(trace, "osd_t_s", None)), _floats(getattr(trace, "osd_state", None))
-    if n := min(len(ot), len(ost)):
-        ax_s.step(ot[:n], np.where(np.isin(ost[:n], (1, 2)), ost[:n], 0), where="post",
-                  lw=1.2, ls="--", color="black", label="OSD algorithm")
+    if len(t):
+        states = {}
+        if len(p) and len(p[0]) == len(t):
+            states["model alone"] = trace.engine(settings, [0], osd=False).states
+            if settings.osd:
+                states["model + OSD"] = trace.engine(settings).states
+        states["OSD algorithm"] = trace.engine(settings, [], osd=True).states
+        rec = np.asarray(trace.recorded_state)
+        if (rec >= 0).any():
+            states["recorded"] = np.where(np.isin(rec, (1, 2)), rec, 0)
+        styles = {"model alone": "-", "model + OSD": ":", "OSD algorithm": "--", "recorded": "-."}
+        for name, st in states.items():
+            ax_s.step(t, st, where="post", lw=1.3, ls=styles[name], label=name)
     if not ax_s.lines:
         _note(ax_s, "no alarm states")
     ax_s.set(yticks=[0, 1, 2], yticklabels=[STATE_NAMES[k] for k in (0, 1, 2)],

@@ -12,61 +12,67 @@ from typing import Any
 
 import numpy as np
 
-from osdml.evaluate.events import (
-    EventTrace,
-    event_acceleration,
-    score_trace,
-    traces_from_windows,
-)
+from osdml.app.engine import AppSettings
+from osdml.evaluate.events import EventTrace, event_acceleration, score_trace
 from osdml.evaluate.metrics import event_summary, threshold_sweep
 from osdml.fileio import write_json
 
-FOLD_COLUMNS = ["fold", "epoch", "val event sens.", "val FAR/24h", "test window sens.",
-                "test window FPR", "ROC AUC", "test event sens.", "test FAR/24h",
-                "latency s", "OSD sens.", "OSD FAR/24h"]
-FOLD_KEYS = ["chosen_epoch", "val_event_sensitivity", "val_far_24h", "test_window_sensitivity",
-             "test_window_fpr", "test_window_roc_auc", "test_event_sensitivity", "test_far_24h",
-             "test_latency_mean_s", "osd_event_sensitivity", "osd_far_24h"]
+FOLD_COLUMNS = ["fold", "epoch", "threshold %", "gate %", "val event sens.", "val FAR/24h",
+                "test window sens.", "test window FPR", "ROC AUC", "test event sens.",
+                "test FAR/24h", "latency s", "OSD sens.", "OSD FAR/24h", "model+OSD sens.",
+                "model+OSD FAR/24h"]
+FOLD_KEYS = ["chosen_epoch", "threshold_pct", "gate_pct", "val_event_sensitivity",
+             "val_far_24h", "test_window_sensitivity", "test_window_fpr",
+             "test_window_roc_auc", "test_event_sensitivity", "test_far_24h",
+             "test_latency_mean_s", "osd_event_sensitivity", "osd_far_24h",
+             "combined_event_sensitivity", "combined_far_24h"]
 
 
 def fold_predictions(fold_dir: Path, streams, part: str = "test"):
-    """The windows and p(seizure) a fold recorded for `part` ("validation" or "test").
+    """What a fold recorded for `part` ("validation" or "test") in ``predictions.npz``.
 
     Returns
     -------
-    (starts, event, labels, p) or None
-        Window starts in ``streams.samples``, event indices, labels and p(seizure); None when
-        the fold has no ``predictions.npz`` or it does not match `streams` (the data changed
-        since the fold was trained).
+    dict or None
+        ``starts``, ``event``, ``labels``, ``p`` of the evaluation windows, and ``app_starts``,
+        ``app_p`` of every input the app's buffer gave the model; None when the fold has no
+        ``predictions.npz``, an older one, or one that does not match `streams` (the data
+        changed since the fold was trained).
     """
     path = Path(fold_dir) / "predictions.npz"
     if not path.is_file():
         return None
     with np.load(path, allow_pickle=False) as z:
-        ids = z["event_ids"].tolist()
-        if ids != [e.id for e in streams.events]:
+        if f"{part}_app_starts" not in z or z["event_ids"].tolist() != \
+                [e.id for e in streams.events]:
             return None
-        starts, event = z[f"{part}_starts"], z[f"{part}_event"]
-        labels, p = z[f"{part}_labels"], z[f"{part}_p"]
-    if len(starts) and starts.max() >= len(streams.samples):
+        got = {k: z[f"{part}_{k}"] for k in ("starts", "event", "labels", "p", "app_starts",
+                                              "app_p")}
+    n = len(streams.samples)
+    if any(len(got[k]) and got[k].max() >= n for k in ("starts", "app_starts")):
         return None
-    return starts, event, labels, p
+    return got
+
+
+def fold_settings(summary: dict[str, Any], cfg) -> AppSettings:
+    """The app settings a fold was evaluated with (tuned on its validation part)."""
+    rec = summary.get("app_settings") or {}
+    keys = ("threshold_pct", "gate_pct", "warn_s", "alarm_s", "voting", "osd")
+    return cfg.app.settings().with_(**{k: rec.get(k) for k in keys})
 
 
 def _fold_traces(fold_dir: Path, streams, selection, split_events: np.ndarray, cfg
                  ) -> tuple[list[EventTrace], np.ndarray, np.ndarray] | None:
-    from osdml.data.windows import Windows
-    from osdml.evaluate.events import labels_of
+    from osdml.evaluate.events import p_lookup, traces_for
 
     got = fold_predictions(fold_dir, streams)
     if got is None:
         return None
-    starts, event, labels, p = got
-    window, hop = cfg.data.windows.samples(cfg.data.reader.sample_rate_hz)
-    w = Windows(streams, starts, event, labels, window)
-    traces = traces_from_windows(w, p, labels_of(selection, split_events),
-                                 cfg.data.reader.samples_per_datapoint, hop)
-    return traces, labels, p
+    window, _ = cfg.data.windows.samples(cfg.data.reader.sample_rate_hz)
+    p_at = p_lookup(got["app_starts"], got["app_p"],
+                    lambda st: np.full(len(st), np.nan, np.float32))
+    traces = traces_for(streams, split_events, selection.labels_for(split_events), window, p_at)
+    return traces, got["labels"], got["p"]
 
 
 def write_run_report(result, streams, selection, cfg) -> tuple[Path, Path]:
@@ -86,43 +92,51 @@ def write_run_report(result, streams, selection, cfg) -> tuple[Path, Path]:
     plots.mkdir(exist_ok=True)
     threshold = cfg.train.threshold
     splits = {s.name: s for s in read_manifest(run_dir / "split.json", streams)}
+    best_settings = fold_settings(result.folds[result.best], cfg)
     # ------------------------------------------------------------ pooled out-of-fold test
-    traces_by_fold, roc, confusion, sweeps = {}, {}, {}, {}
+    traces_by_fold, roc, confusion, sweeps, rows, settings_of = {}, {}, {}, {}, [], {}
     for name in result.outer:
         got = _fold_traces(run_dir / "folds" / name, streams, selection, splits[name].test, cfg)
         if got is None:
             continue
         traces, labels, p = got
+        settings = fold_settings(result.folds[name], cfg)
         traces_by_fold[name] = traces
         roc[name] = (labels, p)
         pred = (p >= threshold).astype(int)
         confusion[f"{name} windows"] = _cm(labels, pred)
-        rows = [score_trace(t, threshold) for t in traces]
-        confusion[f"{name} events (alarm)"] = _cm([r["label"] for r in rows],
-                                                  [int(r["alarm"]) for r in rows])
-        sweeps[name] = threshold_sweep(traces)
+        fold_rows = [score_trace(t, settings) for t in traces]
+        rows += fold_rows
+        settings_of.update({t.id: settings for t in traces})
+        confusion[f"{name} events (alarm)"] = _cm([r["label"] for r in fold_rows],
+                                                  [int(r["alarm"]) for r in fold_rows])
+        sweeps[f"{name} (gate {settings.gate_pct:g} %)"] = threshold_sweep(traces, settings)
     pooled = [t for ts in traces_by_fold.values() for t in ts]
-    rows = [score_trace(t, threshold) for t in pooled]
     pooled_summary = event_summary(rows)
     if len(traces_by_fold) > 1:
-        sweeps["all folds (out-of-fold)"] = threshold_sweep(pooled)
+        sweeps[f"all folds (out-of-fold, gate {best_settings.gate_pct:g} %)"] = \
+            threshold_sweep(pooled, best_settings)
     osd = pooled_summary["osd"]
     images = {
         "roc": rp.plot_roc(roc, plots / "roc.png", title="ROC of test windows per fold"),
-        "sweep": rp.plot_sweep(sweeps, plots / "sweep.png", threshold,
+        "sweep": rp.plot_sweep(sweeps, plots / "sweep.png", best_settings.threshold_pct / 100,
                                baseline=(osd["sensitivity"], osd["far_24h"]),
-                               title="Threshold sweep on test events (app alarm rule)"),
+                               title="Threshold sweep on test events (the app's engine, "
+                                     "model alone)"),
         "confusion": rp.plot_confusion(confusion, plots / "confusion.png",
-                                       title=f"Test confusion matrices at p >= {threshold:g}"),
+                                       title=f"Test confusion matrices (windows at p >= "
+                                             f"{threshold:g}; events by the app's engine)"),
         "per_user": rp.plot_per_user(pooled_summary["per_user"], plots / "per_user.png",
                                      title="Event sensitivity per user (out-of-fold test)"),
     }
-    timelines = _timelines(pooled, rows, streams, threshold, plots, cfg.evaluate.timelines)
+    timelines = _timelines(pooled, rows, streams, settings_of, plots, cfg.evaluate.timelines)
     # ------------------------------------------------------------ blocks
     s = result.summary
     blocks: list[tuple] = [
-        ("p", f"Method: {s['method']} over {len(s['splits'])} splits; decision threshold "
-              f"{threshold:g}; best fold {result.best}: {result.reason}."),
+        ("p", f"Method: {s['method']} over {len(s['splits'])} splits; window decision threshold "
+              f"{threshold:g}; alarms by the app's engine with each fold's threshold and "
+              f"movement gate tuned on its validation part ({cfg.app.tune}); best fold "
+              f"{result.best}: {result.reason}."),
     ]
     if result.warning:
         blocks.append(("p", f"Warning: {result.warning}"))
@@ -131,14 +145,16 @@ def write_run_report(result, streams, selection, cfg) -> tuple[Path, Path]:
     blocks += [("h2", "Folds"),
                ("table", FOLD_COLUMNS, [[n] + [s["folds"][n].get(k) for k in FOLD_KEYS]
                                         for n in s["splits"]]),
-               ("p", "Validation numbers choose the checkpoint and the best fold; test numbers "
-                     "are reported only. Event sensitivity and false alarms per 24 h follow the "
-                     "app's alarm rule (ALARM reached); OSD = the OpenSeizureDetector built-in "
-                     "algorithm's recorded alarm state 2 on the same events."),
+               ("p", "Validation numbers choose the checkpoint, the app settings and the best "
+                     "fold; test numbers are reported only. Event sensitivity and false alarms "
+                     "per 24 h come from the app's engine (ALARM reached): model alone, OSD = "
+                     "the OpenSeizureDetector built-in algorithm re-run from the samples, "
+                     "model+OSD = both as the app combines them (voting "
+                     f"{cfg.app.voting})."),
                ("h2", "Mean and standard deviation over folds"),
                ("table", ["metric", "mean", "std", "folds"],
                 [[k, v["mean"], v["std"], v["n"]] for k, v in result.stats.items()]),
-               ("h2", "Out-of-fold test events: model and OSD algorithm"),
+               ("h2", "Out-of-fold test events by the app's engine"),
                ("table", *_summary_table(pooled_summary)),
                ("h2", "Per user"), ("table", *_group_table(pooled_summary["per_user"], "user")),
                ("h2", "Per seizure subtype"),
@@ -157,45 +173,80 @@ def write_run_report(result, streams, selection, cfg) -> tuple[Path, Path]:
                            f"Cross-validation run {run_dir.name}", blocks)
 
 
-def write_replay_report(out_dir: Path, traces: list[EventTrace], rows: list[dict],
-                        summary: dict[str, Any], streams, event_index: dict[str, int],
-                        threshold: float, timelines: int = 4, title: str = "Replay"
+def write_replay_report(out_dir: Path, result, streams, timelines: int = 4
                         ) -> tuple[Path, Path]:
-    """Write ``report.md``, ``report.html`` and ``plots/`` of a replay."""
+    """Write ``report.md``, ``report.html`` and ``plots/`` of a replay
+    (``osdml.evaluate.replay.Replay``)."""
     from osdml.evaluate import report as rp
 
     plots = out_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    ev = summary["events"]
-    osd = ev["osd"]
+    s = result.summary
+    first = result.models[0]
+    ev = s["models"][0]["events"]
+    osd = s["osd"]
+    sweeps = {m.name: threshold_sweep(result.traces, m.settings, model=i)
+              for i, m in enumerate(result.models)}
     images = [
-        (rp.plot_sweep({"model": threshold_sweep(traces)}, plots / "sweep.png", threshold,
+        (rp.plot_sweep(sweeps, plots / "sweep.png", first.settings.threshold_pct / 100,
                        baseline=(osd["sensitivity"], osd["far_24h"]),
-                       title="Threshold sweep (app alarm rule)"), "Threshold sweep"),
+                       title="Threshold sweep (the app's engine, each model alone)"),
+         "Event sensitivity against false alarms per 24 h"),
         (rp.plot_per_user(ev["per_user"], plots / "per_user.png",
-                          title="Event sensitivity per user"), "Sensitivity per user"),
+                          title=f"Event sensitivity per user ({first.name})"),
+         "Sensitivity per user"),
     ]
-    if len({t.label for t in traces}) == 2:
-        p = np.concatenate([t.p for t in traces])
-        labels = np.concatenate([np.full(len(t.p), t.label) for t in traces])
-        images.insert(0, (rp.plot_roc({"model": (labels, p)}, plots / "roc.png"),
-                          "ROC of decisions"))
+    if len({t.label for t in result.traces}) == 2:
+        curves = {}
+        for i, m in enumerate(result.models):
+            p = np.concatenate([t.p[i] for t in result.traces])
+            labels = np.concatenate([np.full(t.n, t.label) for t in result.traces])
+            keep = ~np.isnan(p)
+            curves[m.name] = (labels[keep], p[keep])
+        images.insert(0, (rp.plot_roc(curves, plots / "roc.png"), "ROC of decisions"))
+        rows = result.rows[first.name]
         images.append((rp.plot_confusion(
-            {"events (alarm)": _cm([r["label"] for r in rows], [int(r["alarm"]) for r in rows])},
+            {f"{first.name} (alarm)": _cm([r["label"] for r in rows],
+                                          [int(r["alarm"]) for r in rows])},
             plots / "confusion.png"), "Confusion matrix of events"))
-    tl = _timelines(traces, rows, streams, threshold, plots, timelines, event_index)
+    tl = _timelines(result.traces, result.rows[first.name], streams,
+                    {t.id: first.settings for t in result.traces}, plots, timelines)
+    st = result.settings
+    models = "; ".join(f"{m.name} ({m.format}, {m.runtime}, {m.input_size} samples, threshold "
+                       f"{m.settings.threshold_pct:g} %, gate {m.settings.gate_pct:g} %)"
+                       for m in result.models)
+    rep = s["osd_reproduction"]
     blocks: list[tuple] = [
-        ("p", f"Model {summary['model']} ({summary['format']}, {summary['runtime']}), threshold "
-              f"{threshold:g}, {summary['n_events']} events fed datapoint by datapoint as the "
-              "app does (750-sample buffer, one inference per 5 s datapoint, alarm counters "
-              "reset per event)."),
-        ("h2", "Events: model and OSD algorithm"), ("table", *_summary_table(ev)),
-        ("h2", "Per user"), ("table", *_group_table(ev["per_user"], "user")),
-        ("h2", "Per seizure subtype"), ("table", *_group_table(ev["per_subtype"], "subtype")),
+        ("p", f"{s['n_events']} events fed datapoint by datapoint as the app does: {models}. "
+              f"Common settings: threshold {st.threshold_pct:g} %, movement gate "
+              f"{st.gate_pct:g} %, WarnTime {st.warn_s:g} s, AlarmTime {st.alarm_s:g} s, voting "
+              f"{st.voting}, OSD algorithm {'on' if st.osd else 'off'}."),
+        ("p", f"The OSD algorithm re-run from the raw samples reproduces the recorded "
+              f"specPower and roiPower exactly on {rep['reproduced_exactly']} of "
+              f"{rep['with_recorded_powers']} datapoints that recorded them."),
+        ("h2", "Events by the app's engine"), ("table", *_replay_table(s)),
+        ("h2", f"Per user ({first.name})"), ("table", *_group_table(ev["per_user"], "user")),
+        ("h2", f"Per seizure subtype ({first.name})"),
+        ("table", *_group_table(ev["per_subtype"], "subtype")),
         ("h2", "Plots")]
     blocks += [("image", path, cap) for path, cap in images]
     blocks += _timeline_blocks(tl)
-    return rp.write_report(out_dir / "report.md", out_dir / "report.html", title, blocks)
+    return rp.write_report(out_dir / "report.md", out_dir / "report.html",
+                           f"Replay of {', '.join(m.name for m in result.models)}", blocks)
+
+
+def _replay_table(s: dict[str, Any]) -> tuple[list[str], list[list]]:
+    cols = ["", "seizures", "detected", "sensitivity", "non-seizure h", "false alarms",
+            "FAR/24h", "median latency s"]
+    rows = []
+    for name, d in ([(m["name"] + " alone", m["events"]["model"]) for m in s["models"]]
+                    + [("OSD algorithm alone", s["osd"]),
+                       ("models + OSD (as the app combines them)", s["combined"]),
+                       ("recorded by the phone", s["recorded"])]):
+        rows.append([name, d["seizure_events"], d["detected"], d["sensitivity"],
+                     d["non_seizure_hours"], d["false_alarms"], d["far_24h"],
+                     d["latency_median_s"]])
+    return cols, rows
 
 
 # --------------------------------------------------------------------------- pieces
@@ -207,37 +258,46 @@ def _cm(labels, pred) -> np.ndarray:
 
 
 def _summary_table(ev: dict[str, Any]) -> tuple[list[str], list[list]]:
-    m, o, tc = ev["model"], ev["osd"], ev["tonic_clonic"]
+    m, o, c, tc = ev["model"], ev["osd"], ev["combined"], ev["tonic_clonic"]
     rows = [
-        ["seizure events", m["seizure_events"], o["seizure_events"]],
-        ["detected (ALARM reached)", m["detected"], o["detected"]],
-        ["event sensitivity", m["sensitivity"], o["sensitivity"]],
-        ["event sensitivity, any-window rule", m.get("sensitivity_any_window"), None],
-        ["tonic-clonic sensitivity", tc["sensitivity"], tc["osd_sensitivity"]],
-        ["non-seizure events", m["non_seizure_events"], o["non_seizure_events"]],
-        ["non-seizure hours", m["non_seizure_hours"], o["non_seizure_hours"]],
-        ["false alarms", m["false_alarms"], o["false_alarms"]],
-        ["false alarms per 24 h", m["far_24h"], o["far_24h"]],
-        ["mean latency from seizure start, s", m["latency_mean_s"], o["latency_mean_s"]],
-        ["median latency, s", m["latency_median_s"], o["latency_median_s"]],
+        ["seizure events", m["seizure_events"], o["seizure_events"], c["seizure_events"]],
+        ["detected (ALARM reached)", m["detected"], o["detected"], c["detected"]],
+        ["event sensitivity", m["sensitivity"], o["sensitivity"], c["sensitivity"]],
+        ["event sensitivity, any datapoint voting ALARM", m.get("sensitivity_any_window"),
+         None, None],
+        ["tonic-clonic sensitivity", tc["sensitivity"], tc["osd_sensitivity"],
+         tc["combined_sensitivity"]],
+        ["non-seizure events", m["non_seizure_events"], o["non_seizure_events"],
+         c["non_seizure_events"]],
+        ["non-seizure hours", m["non_seizure_hours"], o["non_seizure_hours"],
+         c["non_seizure_hours"]],
+        ["false alarms", m["false_alarms"], o["false_alarms"], c["false_alarms"]],
+        ["false alarms per 24 h", m["far_24h"], o["far_24h"], c["far_24h"]],
+        ["mean latency from seizure start, s", m["latency_mean_s"], o["latency_mean_s"],
+         c["latency_mean_s"]],
+        ["median latency, s", m["latency_median_s"], o["latency_median_s"],
+         c["latency_median_s"]],
     ]
-    return ["", "model", "OSD algorithm"], rows
+    return ["", "model alone", "OSD algorithm alone", "model + OSD"], rows
 
 
 def _group_table(groups: dict[str, dict], name: str) -> tuple[list[str], list[list]]:
-    cols = [name, "seizures", "detected", "sensitivity", "OSD sensitivity", "non-seizure h",
-            "false alarms", "FAR/24h", "OSD FAR/24h"]
+    cols = [name, "seizures", "detected", "sensitivity", "OSD sensitivity",
+            "model+OSD sensitivity", "non-seizure h", "false alarms", "FAR/24h", "OSD FAR/24h",
+            "model+OSD FAR/24h"]
     return cols, [[k, g["seizure_events"], g["detected"], g["sensitivity"], g["osd_sensitivity"],
-                   g["non_seizure_hours"], g["false_alarms"], g["far_24h"], g["osd_far_24h"]]
+                   g["combined_sensitivity"], g["non_seizure_hours"], g["false_alarms"],
+                   g["far_24h"], g["osd_far_24h"], g["combined_far_24h"]]
                   for k, g in groups.items()]
 
 
-def _timelines(traces, rows, streams, threshold, plots: Path, n: int,
-               event_index: dict[str, int] | None = None) -> list[tuple[str, Path, str]]:
-    """Timelines of up to `n` missed seizures and `n` false alarms (most confident first)."""
+def _timelines(traces, rows, streams, settings_of: dict[str, AppSettings], plots: Path, n: int
+               ) -> list[tuple[str, Path, str]]:
+    """Timelines of up to `n` missed seizures and `n` false alarms (most confident first),
+    each with the settings its event was scored with (`settings_of`: event id -> settings)."""
     from osdml.evaluate import report as rp
 
-    index = event_index or streams.index_of()
+    index = streams.index_of()
     missed = [(t, r) for t, r in zip(traces, rows, strict=True)
               if r["label"] == 1 and not r["alarm"]]
     false = [(t, r) for t, r in zip(traces, rows, strict=True)
@@ -250,11 +310,13 @@ def _timelines(traces, rows, streams, threshold, plots: Path, n: int,
             ei = index.get(t.id)
             accel = event_acceleration(streams, ei) if ei is not None else None
             safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(t.id))[:40]
-            path = rp.plot_timeline(t, threshold, plots / f"timeline-{safe}.png", accel=accel,
+            path = rp.plot_timeline(t, settings_of[t.id], plots / f"timeline-{safe}.png",
+                                    accel=accel,
                                     title=f"{kind}: event {t.id}, user {t.user}, {t.type}"
                                           f"{' / ' + t.subtype if t.subtype else ''}")
             out.append((kind, path, f"{kind}: event {t.id} (user {t.user}, max p "
-                                    f"{(r['max_p'] or 0):.2f}, {r['alarms']} alarms)"))
+                                    f"{(r['max_p'] or 0):.2f}, {r['alarms']} alarms, "
+                                    f"{r['gated']} of {r['decisions']} decisions gated)"))
     return out
 
 
