@@ -19,7 +19,7 @@ from osdml.cli.common import STATE, app
 from osdml.errors import OsdmlError
 
 # each command module registers its commands on `app` when imported, in --help's order
-COMMAND_MODULES = ("data", "train", "replay", "models")
+COMMAND_MODULES = ("data", "train", "replay", "models", "publish")
 for _module in COMMAND_MODULES:
     importlib.import_module(f"osdml.cli.{_module}")
 
