@@ -190,10 +190,11 @@ def _tiny_model():
 def _check_executorch_runtime() -> list[Check]:
     import torch
 
-    from osdml.export.pte import _quiet_stderr, quiet_torch_logs
+    from osdml.export.pte import quiet_torch_logs
+    from osdml.fileio import silenced_stderr
 
     try:
-        with quiet_torch_logs(), _quiet_stderr():
+        with quiet_torch_logs(), silenced_stderr():
             from executorch.runtime import Runtime
 
             registry = Runtime.get().backend_registry
@@ -215,7 +216,7 @@ def _check_executorch_runtime() -> list[Check]:
 
         model = _tiny_model()
         x = torch.randn(1, 1, 32)
-        with quiet_torch_logs(), _quiet_stderr(), torch.no_grad():
+        with quiet_torch_logs(), silenced_stderr(), torch.no_grad():
             ep = torch.export.export(model, (x,))
             buffer = to_edge_transform_and_lower(
                 ep, partitioner=[XnnpackPartitioner()]).to_executorch().buffer

@@ -106,3 +106,22 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
                 path.unlink()
                 removed.append(path)
     return removed
+
+
+@contextlib.contextmanager
+def silenced_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 inside the block: the C++ runtimes (ExecuTorch's cpuinfo
+    probing, LiteRT's "Created TensorFlow Lite XNNPACK delegate") print there directly, past
+    Python's ``sys.stderr``."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

@@ -121,9 +121,9 @@ def _load_pte(path: Path, kind: str, threads: int, profile: bool):
     import torch
 
     from osdml.export.inspect import describe
-    from osdml.export.pte import _quiet_stderr
+    from osdml.fileio import silenced_stderr
 
-    with _quiet_stderr():
+    with silenced_stderr():
         from executorch.extension.pybindings import portable_lib
         from executorch.runtime import Runtime
 
@@ -144,7 +144,7 @@ def _load_pte(path: Path, kind: str, threads: int, profile: bool):
     from osdml.export.pte import unloadable
 
     try:
-        with _quiet_stderr():
+        with silenced_stderr():
             program = runtime.load_program(data, enable_etdump=profile,
                                            debug_buffer_size=(1 << 20) if profile else 0)
             method = program.load_method("forward")

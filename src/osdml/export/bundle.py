@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from osdml.errors import InputError
-from osdml.export.pte import _quiet_stderr, program_buffer
-from osdml.fileio import atomic_write
+from osdml.export.pte import program_buffer
+from osdml.fileio import atomic_write, silenced_stderr
 from osdml.spec import ModelSpec
 
 FP32_ATOL = 1e-4
@@ -146,7 +146,7 @@ def verify_bpte(path: str | Path, *, atol: float | None = None,
         except Exception:  # bundles from elsewhere carry no tolerance
             atol = FP32_ATOL
     try:
-        with _quiet_stderr():
+        with silenced_stderr():
             bundle = _load_bundled_program_from_buffer(buffer)
     except Exception as e:
         raise InputError(f"cannot load {path} as a bundled program: "
@@ -154,7 +154,7 @@ def verify_bpte(path: str | Path, *, atol: float | None = None,
     failed, first = 0, None
     for i in range(n):
         try:
-            with _quiet_stderr():
+            with silenced_stderr():
                 bundle.verify_result_with_bundled_expected_output("forward", i, rtol, atol)
         except RuntimeError as e:
             failed += 1

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 
 from osdml.errors import ExportError, InputError
-from osdml.fileio import atomic_write, write_json
+from osdml.fileio import atomic_write, silenced_stderr, write_json
 from osdml.spec import ModelSpec
 
 BACKENDS = ("xnnpack", "portable")
@@ -248,23 +247,6 @@ def quiet_torch_logs():
 
 # --------------------------------------------------------------------------- runtime
 
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Silence the C++ runtime's diagnostic prints (cpuinfo probing) on file descriptor 2."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def unloadable(path: Path, error: Exception, data: bytes | None = None) -> str:
     """One line on why the runtime refused `path`: the flatbuffer parser's reason when it has
     one (the runtime itself only gives an error code), else the runtime's message."""
@@ -294,7 +276,7 @@ class PteRunner:
 
         self.path = Path(name) if isinstance(path, bytes) else Path(path)
         try:
-            with _quiet_stderr():
+            with silenced_stderr():
                 self.program = Runtime.get().load_program(path if isinstance(path, bytes)
                                                           else self.path)
                 self.method = self.program.load_method("forward")
@@ -322,5 +304,5 @@ class PteRunner:
         if tuple(x.shape) != self.input_shape or x.dtype != np.float32:
             raise InputError(f"{self.path}: expected {self.input_shape} {self.input_dtype}, "
                              f"got {tuple(x.shape)} {x.dtype}")
-        with _quiet_stderr():  # portable kernels print cpuinfo diagnostics on first use
+        with silenced_stderr():  # portable kernels print cpuinfo diagnostics on first use
             return self.method.execute([torch.from_numpy(x.copy())])[0].numpy()

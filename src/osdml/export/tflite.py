@@ -18,7 +18,6 @@ interpreter), one thread, one window at a time. It is an optional extra:
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from osdml.errors import InputError
+from osdml.fileio import silenced_stderr
 
 INSTALL_HINT = 'pip install "osdml[litert]"'
 PROB_SUM_TOL = 1e-3  # |output[0][0] + output[0][1] - 1| allowed for a probability pair
@@ -43,7 +43,7 @@ def litert_interpreter() -> type:
         If ai-edge-litert is not installed (one line with the install command).
     """
     try:
-        with _quiet_stderr():
+        with silenced_stderr():
             from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         raise InputError("running .tflite files needs the LiteRT runtime (ai-edge-litert), "
@@ -61,24 +61,6 @@ def litert_version() -> str | None:
         return None
 
 
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Silence the C++ runtime's notes on file descriptor 2 ("INFO: Created TensorFlow Lite
-    XNNPACK delegate for CPU.")."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def load_interpreter(path: Path):
     """A LiteRT interpreter for `path` with its tensors allocated (one thread, the default
     XNNPACK delegate as on the phone).
@@ -92,7 +74,7 @@ def load_interpreter(path: Path):
     if not path.is_file():
         raise InputError(f"cannot read model: {path} does not exist")
     try:
-        with _quiet_stderr():
+        with silenced_stderr():
             interpreter = interpreter_cls(model_path=str(path), num_threads=1)
             interpreter.allocate_tensors()
     except Exception as e:  # the interpreter's message, first line
@@ -208,7 +190,7 @@ class TfliteRunner:
                              f"got {tuple(x.shape)} {x.dtype}")
         self._interpreter.set_tensor(self._input,
                                      np.ascontiguousarray(x.reshape(self.input_shape)))
-        with _quiet_stderr():  # the delegate may note itself on the first invoke
+        with silenced_stderr():  # the delegate may note itself on the first invoke
             self._interpreter.invoke()
         return np.array(self._interpreter.get_tensor(self._output), np.float32, copy=True)
 
