@@ -170,6 +170,11 @@ def inspect(
         con.print(f"  spec: {spec.get('arch')} {spec.get('arch_kwargs')}, input "
                   f"{tuple(spec.get('input_shape', []))} {spec.get('input_units', '')}, "
                   f"threshold {spec.get('threshold')}")
+        tuned = spec.get("app_settings") or {}
+        if tuned:
+            con.print("  app settings: " + (tuned.get("reason") or
+                                            f"threshold {tuned.get('threshold_pct')} %, gate "
+                                            f"{tuned.get('gate_pct')} %"))
     elif "spec" in info:
         con.print("  spec: none in the file")
     if "sidecar" in info:
