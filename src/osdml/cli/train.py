@@ -115,9 +115,8 @@ def _render_run(run, title: str) -> None:
     tw = m["test_windows"]
     con.print(f"chosen epoch {s['chosen_epoch']} of {s['epochs_run']} ({s['criterion']}); "
               f"test windows: sensitivity {fmt2(tw['sensitivity'])}, FPR {fmt2(tw['fpr'])}")
-    con.print(f"app settings tuned on validation: threshold "
-              f"{fmt_any(app_settings.get('threshold_pct'))} %, movement gate "
-              f"{fmt_any(app_settings.get('gate_pct'))} % ({app_settings.get('reason', '-')})")
+    if app_settings:
+        con.print(f"app settings ({app_settings.get('rule')}): {app_settings.get('reason')}")
     app = m.get("test_app")
     if app:
         mo, osd, comb = app["model"], app["osd"], app["combined"]
