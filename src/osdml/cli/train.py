@@ -116,7 +116,7 @@ def _render_run(run, title: str) -> None:
     con.print(f"chosen epoch {s['chosen_epoch']} of {s['epochs_run']} ({s['criterion']}); "
               f"test windows: sensitivity {fmt2(tw['sensitivity'])}, FPR {fmt2(tw['fpr'])}")
     if app_settings:
-        con.print(f"app settings ({app_settings.get('rule')}): {app_settings.get('reason')}")
+        con.print(f"app settings: {app_settings.get('reason')}")
     app = m.get("test_app")
     if app:
         mo, osd, comb = app["model"], app["osd"], app["combined"]
