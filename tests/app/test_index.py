@@ -271,6 +271,23 @@ def test_replace(base, tmp_path, capsys):
                     "entry 1 has name 'other'", "different entries")
 
 
+def test_a_second_model_under_another_fname(base, tmp_path, capsys):
+    index = tmp_path / "srv" / "index.json"
+    ix.publish(base, index, name="first")
+    code, _, err = _run(capsys, "publish", base, "--index", index, "--name", "second")
+    _one_line_error(code, err, "entry 0 has fname 'model.pte'", "another --fname")
+    assert "another --name" not in err  # the name is free: only the file name clashes
+    code, _, err = _run(capsys, "publish", base, "--index", index, "--name", "second",
+                        "--fname", "model_b.pte")
+    assert code == 0, err
+    entries = json.loads(index.read_text())
+    assert [(e["name"], e["fname"]) for e in entries] == [("first", "model.pte"),
+                                                           ("second", "model_b.pte")]
+    assert (index.parent / "model_b.pte").read_bytes() == base.read_bytes()
+    code, _, err = _run(capsys, "publish", base, "--index", index, "--fname", "../x.pte")
+    _one_line_error(code, err, "must be a plain file name")
+
+
 def test_no_validation_record_is_published_with_a_warning(base, tmp_path, capsys):
     bare = _variant(base, tmp_path / "m", "bare", validation=None, phone_runtime=None)
     code, out, err = _run(capsys, "publish", bare, "--index", tmp_path / "index.json")

@@ -133,12 +133,19 @@ def test_the_contract_check_on_outputs():
     assert "do not sum to 1" in sig
 
 
-def test_a_p_that_never_changes_is_flagged_but_not_failed():
-    from osdml.export.tflite import check_tflite
+def test_a_p_that_never_changes_on_different_windows_fails(monkeypatch):
+    # what cnn_v0.24 (made for milli-g) does on windows in g: p = 0 on everything
+    from osdml.export import tflite
 
-    r = check_tflite(APP, np.ones((3, 1, 125), np.float32), "3 still windows")
-    assert r["passed"] and "on every window" in r["warning"] and "WARNING" in r["summary"]
-    assert "warning" not in check_tflite(APP, _windows(), "the fixture's windows")
+    still = np.ones((3, 1, 125), np.float32)
+    assert tflite.check_tflite(APP, still, "3 identical windows")["passed"]
+    assert tflite.check_tflite(APP, _windows(), "the fixture's windows")["passed"]
+    monkeypatch.setattr(tflite.TfliteRunner, "outputs",
+                        lambda self, x: np.tile(np.float32([1.0, 0.0]), (len(x), 1)))
+    r = tflite.check_tflite(APP, _windows(), "windows in g")
+    assert not r["passed"] and f"on every one of {len(_windows())} different" in r["failure"]
+    assert "--tflite-mg" in r["failure"]
+    assert tflite.check_tflite(APP, still, "3 identical windows")["passed"]
 
 
 # --------------------------------------------------------------------------- sniff

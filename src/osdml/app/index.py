@@ -153,7 +153,8 @@ class _Model:
 
 
 def index_entry(pte_path: str | Path, *, name: str | None = None, version: str | None = None,
-                description: str | None = None, recommended: bool = False) -> dict[str, Any]:
+                description: str | None = None, recommended: bool = False,
+                fname: str | None = None) -> dict[str, Any]:
     """The app's index entry for an osdml .pte, with every field the app reads.
 
     Parameters
@@ -169,6 +170,9 @@ def index_entry(pte_path: str | Path, *, name: str | None = None, version: str |
         Default: built from the spec (architecture, input, training data, app settings).
     recommended : bool, default=False
         The app offers the first recommended compatible entry as an update.
+    fname : str, optional
+        The file name on the model server (and the app's key for an installed model); default:
+        the file's own name.
 
     Returns
     -------
@@ -188,12 +192,12 @@ def index_entry(pte_path: str | Path, *, name: str | None = None, version: str |
         not output two finite logits (one line naming the file).
     """
     entry, _ = _entry(_read_model(Path(pte_path)), name=name, version=version,
-                      description=description, recommended=recommended)
+                      description=description, recommended=recommended, fname=fname)
     return entry
 
 
 def _entry(model: _Model, *, name: str | None, version: str | None, description: str | None,
-           recommended: bool) -> tuple[dict[str, Any], list[str]]:
+           recommended: bool, fname: str | None = None) -> tuple[dict[str, Any], list[str]]:
     """The entry and the notes on how its values were chosen."""
     spec, notes = model.spec, []
     gate, threshold, tuned, how = _app_thresholds(model.path, spec.app_settings)
@@ -202,6 +206,10 @@ def _entry(model: _Model, *, name: str | None, version: str | None, description:
     if name is not None and not name.strip():
         raise InputError(f"cannot publish {model.path}: the name is empty (the app drops an "
                          "entry without a name); give --name")
+    if fname is not None and (not fname.strip() or Path(fname).name != fname
+                              or fname in (".", "..")):
+        raise InputError(f"cannot publish {model.path}: --fname {fname!r} must be a plain file "
+                         "name (the app downloads it beside the index)")
     features = (model.sidecar or {}).get("min_cpu_features", [])
     if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
         raise InputError(f"cannot publish {model.path}: its sidecar's min_cpu_features "
@@ -212,7 +220,7 @@ def _entry(model: _Model, *, name: str | None, version: str | None, description:
                          "/proc/cpuinfo lists; the app would skip the model on every phone")
     entry = {
         "name": model.path.stem if name is None else name,
-        "fname": model.path.name,
+        "fname": model.path.name if fname is None else fname,
         "framework": FRAMEWORK,
         "input_format": INPUT_FORMAT,
         "input_format_val": INPUT_FORMAT_VAL,
@@ -425,7 +433,8 @@ def _require_two_logits(path: Path, runner, n: int) -> None:
 
 def publish(pte_path: str | Path, index_path: str | Path, *, name: str | None = None,
             version: str | None = None, description: str | None = None,
-            recommended: bool = False, replace: bool = False) -> PublishResult:
+            recommended: bool = False, replace: bool = False,
+            fname: str | None = None) -> PublishResult:
     """Add (or replace) a .pte's entry in an index and copy the file beside it.
 
     The .pte is copied to ``index_path.parent / fname`` first, then the index is written
@@ -438,7 +447,7 @@ def publish(pte_path: str | Path, index_path: str | Path, *, name: str | None = 
         An osdml .pte (see ``index_entry``).
     index_path : path-like
         The models index, a JSON array; created when missing.
-    name, version, description, recommended
+    name, version, description, recommended, fname
         As in ``index_entry``.
     replace : bool, default=False
         Replace the one entry that has this name or this fname (and a different file of that
@@ -464,7 +473,7 @@ def publish(pte_path: str | Path, index_path: str | Path, *, name: str | None = 
     model = _read_model(pte_path)
     warnings = list(model.notes) + _records(model)
     entry, notes = _entry(model, name=name, version=version, description=description,
-                          recommended=recommended)
+                          recommended=recommended, fname=fname)
     warnings += notes
     position, replaced = _position(entries, entry, index_path, replace)
     dest = index_path.parent / entry["fname"]
@@ -595,8 +604,11 @@ def _position(entries: list[Any], entry: dict[str, Any], index_path: Path,
             ("name", name, by_name), ("fname", fname, by_fname)) if i in found)
         for i in sorted(set(by_name) | set(by_fname)))
     if not replace:
-        raise InputError(f"cannot publish into {index_path}: {used}; use --replace to replace "
-                         "it, or give another --name")
+        fixes = [f for f, clash in (("another --name", by_name), ("another --fname (the app "
+                                    "keeps one installed model per file name)", by_fname))
+                 if clash]
+        raise InputError(f"cannot publish into {index_path}: {used}; give "
+                         f"{' and '.join(fixes)}, or --replace to replace that entry")
     targets = set(by_name) | set(by_fname)
     if len(targets) > 1:
         raise InputError(f"cannot publish into {index_path}: {used}; --replace replaces one "

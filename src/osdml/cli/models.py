@@ -273,7 +273,8 @@ def _validate(models: list[Path], reference: Path | None, data: list[Path] | Non
     if data:
         from osdml.export.quantize import real_windows
 
-        w = real_windows(data, spec, n_calibration=2, n_held_out=n_windows)
+        w = real_windows(data, spec, n_calibration=2,
+                         n_held_out=max(2, n_windows - 2))
         x = np.concatenate([w.calibration, w.held_out])
         source = f"{len(x)} real windows from {w.source.split(' windows from ')[-1]}"
     else:
@@ -340,7 +341,8 @@ def _tflite_windows(n: int, reference: Path | None, data: list[Path] | None, n_w
         from osdml.export.quantize import real_windows
 
         w = real_windows(data, ModelSpec(window_samples=n, input_shape=(1, 1, n)),
-                         n_calibration=2, n_held_out=n_windows)
+                         n_calibration=2,
+                         n_held_out=max(2, n_windows - 2))
         x = np.concatenate([w.calibration, w.held_out])
         source = f"{len(x)} real windows from {w.source.split(' windows from ')[-1]}"
     elif reference is not None:

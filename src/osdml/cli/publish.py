@@ -33,6 +33,9 @@ def publish(
         "--check", help="Check this index as the app reads it instead of publishing.")] = None,
     name: Annotated[str | None, typer.Option(
         help="Name shown in the app (default: the file's stem).")] = None,
+    fname: Annotated[str | None, typer.Option(
+        help="File name on the model server, the app's key for an installed model (default: "
+        "the file's own name); the .pte is copied beside the index under it.")] = None,
     version: Annotated[str | None, typer.Option(
         help="Version shown in the app (default: the date the model was made).")] = None,
     description: Annotated[str | None, typer.Option(
@@ -41,7 +44,7 @@ def publish(
         "--recommended", help="Mark the entry recommended (the app offers it as an update).")
                            ] = False,
     replace: Annotated[bool, typer.Option(
-        "--replace", help="Replace the entry with this name and fname, and the file.")] = False,
+        "--replace", help="Replace the entry with this name or fname, and the file.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Publish a .pte in the app's models index, or check an index (--check).
@@ -54,6 +57,7 @@ def publish(
     misread or run with p = 0 forever; exit 1 when it finds any."""
     if check is not None:
         given = [opt for opt, value in (("MODEL", model), ("--index", index), ("--name", name),
+                                        ("--fname", fname),
                                         ("--version", version), ("--description", description),
                                         ("--recommended", recommended), ("--replace", replace))
                  if value]
@@ -75,7 +79,7 @@ def publish(
     with quiet_libraries():
         result = publish_model(model, index, name=name, version=version,
                                description=description, recommended=recommended,
-                               replace=replace)
+                               replace=replace, fname=fname)
     if json_out:
         print_json(result.to_dict())
     else:  # plain lines: a long description stays on one line

@@ -174,6 +174,8 @@ def _render_replay(result, written, differ) -> None:
         con.print(f"OSD algorithm re-run from the samples: reproduces the recorded specPower and "
                   f"roiPower exactly on {rep['reproduced_exactly']:,} of "
                   f"{rep['with_recorded_powers']:,} datapoints ({rep['share']:.1%})")
+    for note in s["notes"]:
+        con.print(f"note: {note}")
     for name, n in s["no_decision"].items():
         if n:
             con.print(f"{name}: no decision on {plural(n, 'event')} (shorter than its input)")

@@ -193,8 +193,8 @@ def replay(models: Sequence[ReplayModel], streams, events: Sequence[int],
             dp, starts = buffer_windows(streams, int(ei), m.input_size)
             with one_thread():
                 for d, s in zip(dp.tolist(), starts.tolist(), strict=True):
-                    x = np.asarray(streams.samples[s:s + m.input_size],
-                                   dtype=np.float32).reshape(1, 1, -1)
+                    x = np.array(streams.samples[s:s + m.input_size],  # a writable copy
+                                 dtype=np.float32).reshape(1, 1, -1)
                     p[i, d] = m.p_of(x)
         traces.append(event_trace(streams, int(ei), int(label), p, names))
         if progress:
@@ -214,8 +214,24 @@ def replay(models: Sequence[ReplayModel], streams, events: Sequence[int],
         "combined": event_summary(first)["combined"] if first else None,
         "recorded": event_summary(first)["recorded"] if first else None,
         "osd_reproduction": osd_reproduction(traces),
+        "notes": constant_models(models, traces),
     }
     return Replay(list(models), settings, traces, rows, summary)
+
+
+def constant_models(models: Sequence[ReplayModel], traces: Sequence[EventTrace]) -> list[str]:
+    """A note for each model whose p never changed over all its decisions (a model fed the
+    wrong units, such as a milli-g TFLite model fed g by the current app)."""
+    notes = []
+    for i, m in enumerate(models):
+        p = np.concatenate([t.p[i][~np.isnan(t.p[i])] for t in traces]) if traces else []
+        if len(p) > 1 and float(np.ptp(p)) == 0.0:
+            hint = (" (a model made for milli-g, as app versions before V4.4.0 fed TFLite "
+                    "models? try --tflite-mg)" if m.format == "tflite" and "milli-g" not in
+                    m.runtime else "")
+            notes.append(f"{m.name}: p is {float(p[0]):.3g} on every one of {len(p)} "
+                         f"decisions: the model never changes its answer{hint}")
+    return notes
 
 
 def osd_reproduction(traces: Sequence[EventTrace]) -> dict[str, Any]:

@@ -303,7 +303,7 @@ def plot_timeline(trace, settings, path: str | Path,
             gated = np.isfinite(row) & (np.asarray(trace.movement_pct) < settings.gate_pct)
             if gated.any():
                 ax_p.plot(t[gated], row[gated], "x", color=line.get_color(), ms=6,
-                          label=f"gated (movement < {settings.gate_pct:g} %: p = 0)")
+                          label=f"movement < {settings.gate_pct:g} %: the app uses p = 0")
             drawn = True
     if not drawn:
         _note(ax_p, "no decisions")

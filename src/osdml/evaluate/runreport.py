@@ -223,7 +223,10 @@ def write_replay_report(out_dir: Path, result, streams, timelines: int = 4
               f"{st.voting}, OSD algorithm {'on' if st.osd else 'off'}."),
         ("p", f"The OSD algorithm re-run from the raw samples reproduces the recorded "
               f"specPower and roiPower exactly on {rep['reproduced_exactly']} of "
-              f"{rep['with_recorded_powers']} datapoints that recorded them."),
+              f"{rep['with_recorded_powers']} datapoints that recorded them."
+              if rep["with_recorded_powers"] else "No datapoint recorded the OSD algorithm's "
+              "specPower and roiPower: its re-run could not be compared."),
+        *[("p", f"Note: {note}") for note in s["notes"]],
         ("h2", "Events by the app's engine"), ("table", *_replay_table(s)),
         ("h2", f"Per user ({first.name})"), ("table", *_group_table(ev["per_user"], "user")),
         ("h2", f"Per seizure subtype ({first.name})"),

@@ -272,8 +272,9 @@ def describe_tflite(path: str | Path) -> dict[str, Any]:
     problem = app_interface_problem(inputs, outputs)
     out["app"] = {"fits": problem is None,
                   "detail": (f"fits the app's TFLite call: input_size {inputs[0]['shape'][1]} "
-                             "in the models index, p = output[0][1] (no softmax: the model "
-                             "must output probabilities; `osdml validate` checks that)")
+                             "in the models index; the app takes p = output[0][1] as it is "
+                             "and applies no softmax of its own, so the outputs must be "
+                             "probabilities (`osdml validate` checks that)")
                   if problem is None else f"does not fit the app's TFLite call: {problem}"}
     return out
 
@@ -336,7 +337,9 @@ def check_tflite(path: str | Path, windows: np.ndarray, source: str, *,
     """Run a .tflite on `windows` as the app does and check the app's contract.
 
     Passes when every output is a finite probability pair (the app reads output[0][1] as p,
-    no softmax) and, with a `reference`, when p is within `atol` of the reference's
+    no softmax), p is not the same on every one of different windows (a model that never
+    changes its answer: fed the wrong units, say) and, with a `reference`, when p is within
+    `atol` of the reference's
     ``softmax(logits)[1]`` on every window with every decision (p > `threshold`, the app's
     rule) the same.
 
@@ -362,8 +365,7 @@ def check_tflite(path: str | Path, windows: np.ndarray, source: str, *,
     dict
         ``path``, ``kind`` ("tflite"), ``passed``, ``summary``, ``failure`` (None or one line),
         ``windows``, ``input_size``, ``p_min``, ``p_max``, ``alarm_share`` (share of windows
-        with p > threshold), ``warning`` when p is the same on every window (not a failure:
-        the outputs fit the contract) and, with a reference, ``reference``,
+        with p > threshold) and, with a reference, ``reference``,
         ``max_prob_diff`` and ``decision_agreement``.
 
     Raises
@@ -386,11 +388,12 @@ def check_tflite(path: str | Path, windows: np.ndarray, source: str, *,
                + ("probability pairs" if failure is None else "NOT probability pairs")
                + f" on {source}; p in [{result['p_min']:.3g}, {result['p_max']:.3g}], "
                f"p > {threshold:g} on {result['alarm_share']:.1%} of windows")
-    if failure is None and len(p) > 1 and float(p.max() - p.min()) < 1e-6:
-        result["warning"] = (f"p is {float(p[0]):.3g} on every window, still or moving: a model "
-                             "made for other input units (milli-g, as app versions up to 4.3 "
-                             "fed TFLite models) gives that on windows in g")
-        summary += f"; WARNING: {result['warning']}"
+    differ = len(p) > 1 and bool(np.ptp(windows.reshape(len(windows), -1), axis=0).any())
+    if failure is None and differ and float(p.max() - p.min()) < 1e-6:
+        failure = (f"p is {float(p[0]):.3g} on every one of {len(p)} different windows, still "
+                   "or moving: as the app feeds it (g) the model never changes its answer; a "
+                   "model made for milli-g (what app versions before V4.4.0 fed TFLite "
+                   "models) does that (osdml replay --tflite-mg runs it on milli-g)")
     if failure is None and reference is not None:
         ref = np.concatenate([np.asarray(reference(windows[i:i + 1].copy()), np.float32)
                               for i in range(len(windows))])
