@@ -44,6 +44,10 @@ class ReaderConfig(_Section):
         100.0, ge=0, description="A datapoint whose mean magnitude is below this (mg) is "
         "skipped: the watch rests at about 1000 mg, so such data is in other units (m/s^2)."
     )
+    max_abs_mg: float = Field(
+        1e6, gt=0, description="A datapoint with a sample beyond +-this (mg) is skipped: no "
+        "wrist accelerometer reads 1000 g, so such values are corrupt."
+    )
 
     @property
     def samples_per_datapoint(self) -> int:

@@ -121,11 +121,12 @@ def test_damaged_datapoints_are_skipped_and_counted(tmp_path):
     dps[5]["rawData"][0] = "x"
     dps[6]["dataTime"] = "not a time"
     dps[7]["rawData3D"] = [1, 2, 3]  # wrong length: 3-D dropped, magnitude kept
+    dps[8]["rawData"][9] = 1e300  # finite, but no accelerometer reads it
     (e,), report = read(write_events(tmp_path / "d.json", [ev]))
-    assert len(e.datapoints) == 4
+    assert len(e.datapoints) == 3
     assert report.skipped_datapoints == {"no_rawData": 1, "wrong_length": 1, "nan_or_null": 1,
                                          "implausible_magnitude": 1, "non_numeric": 1,
-                                         "bad_time": 1}
+                                         "bad_time": 1, "implausible_value": 1}
     assert report.notes["rawData3D_dropped"] == 1
     assert report.examples["wrong_length"] == "d.json: event 1 datapoint #2"
 
@@ -168,6 +169,9 @@ def _lines(tmp_path, name, content: bytes):
     ("lfs.json", b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 9\n",
      "Git LFS pointer"),
     ("text.json", b"hello world", "is not JSON"),
+    ("model.pte", b"\x1c\x00\x00\x00ET12\x00\x00" + bytes(range(200)),
+     "is an ExecuTorch program"),
+    ("model.pt", b"PK\x03\x04" + bytes(200), "is a zip archive"),
     ("object.json", b'{\n "events": []\n}\n', "top-level JSON object"),
     ("object1.json", b'{"events": [], "version": 2}\n', "top-level JSON object"),
     ("ints.json", b"[1, 2, 3]", "item #0 is a number"),

@@ -68,14 +68,15 @@ def test_logging_copies_are_dropped_and_counted(tmp_path):
     dps = ev["datapoints"]
     copy = dict(dps[3], dataTime=_shift(dps[3]["dataTime"], 1), alarmState=5)
     dps.insert(4, copy)
-    dps.append(dict(dps[-1], dataTime=_shift(dps[-1]["dataTime"], 5)))  # same samples, 5 s on
+    # the same samples a whole period later: a frozen sensor, which the app does process
+    dps.append(dict(dps[-1], dataTime=_shift(dps[-1]["dataTime"], 5)))
     s = streams_of(tmp_path, [ev])
-    assert s.events[0].n_datapoints == 8
-    assert s.report.skipped_datapoints == {"logging_copy": 2}
+    assert s.events[0].n_datapoints == 9
+    assert s.report.skipped_datapoints == {"logging_copy": 1}
     first = s.samples[::125] * 1000
-    assert first.tolist() == pytest.approx([1000 + i for i in range(8)])  # no 5 s repeated
+    assert first.tolist() == pytest.approx([1000 + i for i in range(8)] + [1007])
     assert len(s.segments) == 1  # the copy a second later is not a gap either
-    assert np.asarray(s.dp_alarm_state).tolist() == [0] * 8
+    assert np.asarray(s.dp_alarm_state).tolist() == [0] * 9
 
 
 def test_the_app_buffer_over_an_event_spans_gaps(tmp_path):

@@ -113,6 +113,28 @@ def test_cli_replay_of_a_tflite_model_uses_its_own_buffer(synth_dir, tmp_path, c
     assert all(r["decisions"] == r["datapoints"] for r in rows)  # full after one datapoint
 
 
+def test_a_rerun_replaces_every_file_of_the_earlier_replay(synth_dir, tmp_path, capsys):
+    out = tmp_path / "again"
+    tfl = str(FIXTURES / "tiny_app.tflite")
+    assert main(["replay", "-m", tfl, "-d", str(synth_dir), "-o", str(out), "--detail"]) == 0
+    assert (out / "decisions.csv").is_file()
+    assert main(["replay", "-m", tfl, "-d", str(synth_dir), "-o", str(out)]) == 0
+    assert not (out / "decisions.csv").exists()  # not this replay's: never mixed in
+    assert {p.name for p in out.iterdir()} == {"replay.csv", "replay.json", "report.md",
+                                               "report.html", "plots"}
+    capsys.readouterr()
+
+
+def test_replay_names_tell_files_of_the_same_name_apart():
+    from osdml.cli.replay import replay_names
+
+    assert replay_names([Path("a/model.pte"), Path("b/model.ptl")]) == ["model.pte", "model.ptl"]
+    assert replay_names([Path("r1/best/model.pte"), Path("r2/best/model.pte")]) == [
+        "r1-best-model.pte", "r2-best-model.pte"]
+    assert replay_names([Path("a/models/x.pte"), Path("b/models/x.pte")]) == [
+        "a-models-x.pte", "b-models-x.pte"]
+
+
 def test_cli_replay_of_a_file_that_is_not_a_model_is_one_line(synth_dir, tmp_path, capsys):
     bad = tmp_path / "model.pte"
     bad.write_text("<html>not a model</html>")
@@ -154,7 +176,12 @@ def test_replay_usage_errors_are_caught_before_any_work(tiny_run, synth_dir, tmp
     afile = tmp_path / "afile"
     afile.write_text("x")
     for args, phrase in ((["-m", pte, "-m", pte], "given twice"),
-                         (["-m", pte, "-o", str(afile)], "is a file")):
+                         (["-m", pte, "-o", str(afile)], "is a file"),
+                         (["-m", pte, "--alarm-s", "inf"], "give a number from 0 to 3600"),
+                         (["-m", pte, "--threshold-pct", "nan"], "from 0 to 100"),
+                         (["-m", pte, "--gate-pct", "-1"], "from 0 to 100"),
+                         (["-m", str(tmp_path)], "is a folder"),
+                         (["-m", pte, "--tflite-mg"], "no --model is a .tflite")):
         code = main(["replay", *args, "-d", str(synth_dir)] + (["-o", str(tmp_path / "o")]
                                                               if "-o" not in args else []))
         err = capsys.readouterr().err.strip().splitlines()

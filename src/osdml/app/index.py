@@ -483,6 +483,13 @@ def publish(pte_path: str | Path, index_path: str | Path, *, name: str | None = 
         raise InputError(f"cannot publish {pte_path}: {dest} exists and is a different file; "
                          "use --replace to overwrite it")
     warnings += _index_warnings(entries, entry, index_path, position)
+    if replaced and isinstance(entries[position], dict):
+        old_fname = java_string(entries[position].get("fname", ""))
+        if old_fname and old_fname != entry["fname"] and \
+                (index_path.parent / old_fname).is_file():
+            warnings.append(f"the replaced entry's file {old_fname} stays beside the index "
+                            "(no entry names it now; delete it if nothing else uses it)")
+    existed = dest.exists()
     if not same:
         with open(pte_path, "rb") as src, atomic_write(dest, "wb") as out:
             while chunk := src.read(1 << 20):
@@ -491,7 +498,12 @@ def publish(pte_path: str | Path, index_path: str | Path, *, name: str | None = 
         entries[position] = entry
     else:
         entries.append(entry)
-    write_json(index_path, entries)
+    try:
+        write_json(index_path, entries)
+    except BaseException:  # the index was not written: take back a file nothing names
+        if not same and not existed:
+            dest.unlink(missing_ok=True)
+        raise
     return PublishResult(entry, str(index_path), position, replaced, str(dest), not same,
                          warnings)
 
@@ -612,8 +624,7 @@ def _position(entries: list[Any], entry: dict[str, Any], index_path: Path,
     targets = set(by_name) | set(by_fname)
     if len(targets) > 1:
         raise InputError(f"cannot publish into {index_path}: {used}; --replace replaces one "
-                         "entry, and these are different entries; fix the index first (osdml "
-                         "publish --check)")
+                         "entry, and these are two: give another --name or --fname")
     return targets.pop(), True
 
 

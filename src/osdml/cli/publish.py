@@ -104,8 +104,10 @@ def _check(index: Path, json_out: bool) -> None:
         print_json({"index": str(index), "entries": entries,
                     "findings": [f.to_dict() for f in findings]})
     elif findings:
+        notes = len(findings) - len(failing)
         get_console().print(_findings_table(
-            f"{index}: {_entries(entries)}, {plural(len(findings), 'finding')}", findings))
+            f"{index}: {_entries(entries)}, {plural(len(failing), 'finding')}"
+            + (f" and {plural(notes, 'note')} (not checked here)" if notes else ""), findings))
     else:
         get_console().print(f"{index}: {_entries(entries)}, no findings: the app reads every "
                             "entry as written")
@@ -115,7 +117,7 @@ def _check(index: Path, json_out: bool) -> None:
             counts[f.severity] = counts.get(f.severity, 0) + 1
         raise CheckFailed(f"{index}: {plural(len(failing), 'finding')} ("
                           + ", ".join(f"{n} {s}" for s, n in counts.items())
-                          + "); the table lists them")
+                          + (")" if json_out else "); the table lists them"))
 
 
 def _entries(n: int) -> str:

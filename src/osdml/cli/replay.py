@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -34,16 +35,17 @@ def replay(
     data: Annotated[list[Path], typer.Option(
         "--data", "-d", help="OSDB files or folders (repeat the option).", show_default=False)],
     threshold_pct: Annotated[float | None, typer.Option(
-        "--threshold-pct", min=0.0, max=100.0, help="MlSeizureProbabilityThresholdPct: a model "
+        "--threshold-pct", help="MlSeizureProbabilityThresholdPct: a model "
         "votes ALARM when p > this / 100 (default: each model's tuned value, else [app] "
         "threshold_pct, 50).")] = None,
     gate_pct: Annotated[float | None, typer.Option(
-        "--gate-pct", min=0.0, max=100.0, help="MlAccelStdThresholdPct: p = 0 when 100 x std / "
+        "--gate-pct", help="MlAccelStdThresholdPct: p = 0 when 100 x std / "
         "mean of a datapoint is below it (default: the model's tuned value, else 5).")] = None,
     warn_s: Annotated[float | None, typer.Option(
-        "--warn-s", min=0.0, help="WarnTime, s (default [app] warn_s, 5).")] = None,
+        "--warn-s", help="WarnTime, s (default [app] warn_s, 5).")] = None,
     alarm_s: Annotated[float | None, typer.Option(
-        "--alarm-s", min=0.0, help="AlarmTime, s (default [app] alarm_s, 10).")] = None,
+        "--alarm-s", help="AlarmTime, s (default [app] alarm_s, 10).")
+    ] = None,
     voting: Annotated[str | None, typer.Option(
         "--voting", help="any, majority, unanimous or weighted (default [app] voting, any).")
     ] = None,
@@ -85,9 +87,16 @@ def replay(
 
     if voting is not None and voting.lower() not in VOTING:
         raise InputError(f"--voting {voting!r}: choose one of {', '.join(VOTING)}")
+    for option, value, top in (("--threshold-pct", threshold_pct, 100),
+                               ("--gate-pct", gate_pct, 100), ("--warn-s", warn_s, 3600),
+                               ("--alarm-s", alarm_s, 3600)):
+        if value is not None and not (math.isfinite(value) and 0 <= value <= top):
+            raise InputError(f"{option} {value:g}: give a number from 0 to {top}")
     cfg = load_config(config)
     out_dir = checked_out(out)
     for i, m in enumerate(model):
+        if m.is_dir():
+            raise InputError(f"--model {m} is a folder; give the model file in it")
         if not m.is_file():
             raise InputError(f"{m}: no such model file")
         if any(m.resolve() == other.resolve() for other in model[:i]):
@@ -96,8 +105,11 @@ def replay(
                  "alarm_s": alarm_s, "voting": voting.lower() if voting else None, "osd": osd}
     base = cfg.app.settings().with_(**overrides)
     with quiet_libraries():
-        models = [load_model(m, _replay_name(m, model), base, overrides, tflite_mg)
-                  for m in model]
+        models = [load_model(m, name, base, overrides, tflite_mg)
+                  for m, name in zip(model, replay_names(model), strict=True)]
+    if tflite_mg and not any(m.format == "tflite" for m in models):
+        raise InputError("--tflite-mg changes what .tflite models are fed, and no --model is a "
+                         ".tflite")
     common = base.with_(threshold_pct=models[0].settings.threshold_pct,
                         gate_pct=models[0].settings.gate_pct)
     streams = read_osdb(data, cfg, no_cache, cache_dir)
@@ -114,14 +126,13 @@ def replay(
         result = run_replay(models, streams, selection.indices, selection.labels, common,
                             progress=lambda n: bar.update(task, completed=n))
     differ = compare_histories(result)
-    written = write_replay(result, out_dir, streams, cfg.evaluate.timelines, detail=detail)
-    if len(models) > 1:
-        from osdml.fileio import write_json
-
-        written["parity"] = write_json(out_dir / "parity.json", {
-            "groups": [[models[i].name for i in g] for g in _groups(models)],
-            "identical": not differ, "differences": differ})
-    result.summary["identical_alarm_histories"] = None if not _groups(models) else not differ
+    groups = _groups(models)
+    result.summary["identical_alarm_histories"] = None if not groups else not differ
+    parity = None if not groups else {
+        "groups": [[models[i].name for i in g] for g in groups], "identical": not differ,
+        "differences": differ}
+    written = write_replay(result, out_dir, streams, cfg.evaluate.timelines, detail=detail,
+                           parity=parity)
     if json_out:
         print_json({**result.summary, "differences": differ,
                     "written": {k: str(v) for k, v in written.items()}})
@@ -141,9 +152,16 @@ def _groups(models):
     return parity_groups(models)
 
 
-def _replay_name(m: Path, models: list[Path]) -> str:
-    names = [x.name for x in models]
-    return m.name if names.count(m.name) == 1 else f"{m.parent.name}-{m.name}"
+def replay_names(models: list[Path]) -> list[str]:
+    """A unique, short name per model file: its file name, with as many parent folders as it
+    takes to tell apart files of the same name (``run-001/best/model.pte`` and
+    ``run-002/best/model.pte`` -> ``run-001-best-model.pte``, ``run-002-best-model.pte``)."""
+    parts = [Path(m).resolve().parts for m in models]
+    for depth in range(1, max(len(p) for p in parts) + 1):
+        names = ["-".join(p[-depth:]).lstrip("/") for p in parts]
+        if len(set(names)) == len(names):
+            return names
+    return [f"{i}-{Path(m).name}" for i, m in enumerate(models)]
 
 
 def _render_replay(result, written, differ) -> None:

@@ -109,6 +109,11 @@ def open_events_stream(path: Path) -> tuple[_Prefixed, str, bool]:
         raise
 
 
+_MODEL_MAGIC = {b"ET12": "an ExecuTorch program (.pte)",
+                b"BP08": "an ExecuTorch bundled program (.bpte)",
+                b"TFL3": "a TensorFlow Lite model (.tflite)"}
+
+
 def _sniff(path: Path, head: bytes, size: int | None) -> str:
     if not head.strip():
         what = "empty (0 bytes)" if not head else "blank (only whitespace)"
@@ -121,6 +126,11 @@ def _sniff(path: Path, head: bytes, size: int | None) -> str:
                                   and stripped[:1] in b"[{ \r\n"):
         raise InputError(f"cannot read events: {path} is UTF-16 or UTF-32 text; OSDB files are "
                          "UTF-8 (convert it, e.g. with iconv -t UTF-8)")
+    model = _MODEL_MAGIC.get(head[4:8]) or ("a zip archive (a PyTorch model file?)"
+                                            if head.startswith(b"PK\x03\x04") else None)
+    if model:
+        raise InputError(f"cannot read events: {path} is {model}, not OSDB JSON (a model file "
+                         "given where data was expected?)")
     body = head.lstrip(b" \t\r\n")
     if body.startswith(b"["):
         return "array"

@@ -263,7 +263,8 @@ def _event(obj: Any, index: int, path: Path, cfg: ReaderConfig, report: DataRepo
     datapoints = []
     for j, dp in enumerate(dps):
         report.datapoints_read += 1
-        point = _datapoint(dp, spd, cfg.min_mean_mg, report, path, f"{where} datapoint #{j}")
+        point = _datapoint(dp, spd, cfg.min_mean_mg, report, path, f"{where} datapoint #{j}",
+                           cfg.max_abs_mg)
         if point is not None:
             datapoints.append(point)
     if not datapoints:
@@ -356,7 +357,8 @@ def _samples(raw: Any, n_values: int, check_finite: bool = True, dtype=np.float3
     return out
 
 
-def _datapoint(dp: Any, spd: int, min_mean_mg: float, report: DataReport, path: Path, where: str):
+def _datapoint(dp: Any, spd: int, min_mean_mg: float, report: DataReport, path: Path, where: str,
+               max_abs_mg: float = 1e6):
     loc = f"{path.name}: {where}"
     if not isinstance(dp, dict):
         raise InputError(f"cannot read events: {path}: {where} is {_a(dp)}, not an OSDB "
@@ -371,8 +373,8 @@ def _datapoint(dp: Any, spd: int, min_mean_mg: float, report: DataReport, path: 
         report.skip_datapoint("no_rawData", loc)
         return None
     accel = _samples(raw, spd, dtype=np.float64)
-    if not isinstance(accel, str) and not float(np.abs(accel).max()) < 3.4e41:
-        accel = "nan_or_null"  # beyond float32 range once in g: infinite in the model input
+    if not isinstance(accel, str) and not float(np.abs(accel).max()) <= max_abs_mg:
+        accel = "implausible_value"
     if isinstance(accel, str):
         report.skip_datapoint(accel, loc)
         return None

@@ -20,6 +20,7 @@ SKIP_REASONS = {
     "nan_or_null": "rawData holds NaN, Infinity or null samples",
     "non_numeric": "rawData holds non-numeric values",
     "implausible_magnitude": "mean magnitude under the minimum (data in m/s^2, not mg?)",
+    "implausible_value": "a sample beyond +-1000 g (reader.max_abs_mg): corrupt values",
     "bad_time": "dataTime missing or unreadable",
     "duplicate_time": "duplicate of an earlier datapoint's time",
     "logging_copy": "logging copy: the same samples as the datapoint before (e.g. a manual "

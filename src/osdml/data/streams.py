@@ -254,7 +254,7 @@ def build_streams(
                 report.skip_event("duplicate_event_id", f"{Path(ev.file).name}: event {ev.id}")
                 continue
             seen.add(ev.id)
-            dps = _ordered_datapoints(ev, cfg.duplicate_tol_s, report)
+            dps = _ordered_datapoints(ev, cfg.duplicate_tol_s, report, cfg.datapoint_s / 2)
             seg_start = len(segments)
             for part in _split_at_gaps(dps, split_after_s, ev, report):
                 segments.append(_write_segment(sink, part, spd, ev.osd_settings))
@@ -286,7 +286,8 @@ def build_streams(
     return streams
 
 
-def _ordered_datapoints(ev: Event, tol_s: float, report: DataReport) -> list:
+def _ordered_datapoints(ev: Event, tol_s: float, report: DataReport,
+                        copy_within_s: float = 2.5) -> list:
     dps = ev.datapoints
     times = [d.time_s for d in dps]
     where = f"{Path(ev.file).name}: event {ev.id}"
@@ -300,8 +301,11 @@ def _ordered_datapoints(ev: Event, tol_s: float, report: DataReport) -> list:
         dps = [dps[i] for i in np.argsort(np.asarray(times), kind="stable")]
     kept = [dps[0]]
     for d in dps[1:]:
-        if np.array_equal(d.accel_mg, kept[-1].accel_mg):
-            # the app logged the datapoint it had just processed again (APP_CONTRACT.md)
+        if (d.time_s - kept[-1].time_s < copy_within_s
+                and np.array_equal(d.accel_mg, kept[-1].accel_mg)):
+            # the app logged the datapoint it had just processed again (APP_CONTRACT.md); the
+            # same samples a whole period later are a datapoint (a frozen sensor): the app
+            # processes those
             report.skip_datapoint("logging_copy", where)
         elif d.time_s - kept[-1].time_s < tol_s:
             report.skip_datapoint("duplicate_time", where)

@@ -214,17 +214,22 @@ def replay(models: Sequence[ReplayModel], streams, events: Sequence[int],
         "combined": event_summary(first)["combined"] if first else None,
         "recorded": event_summary(first)["recorded"] if first else None,
         "osd_reproduction": osd_reproduction(traces),
-        "notes": constant_models(models, traces),
+        "notes": model_notes(models, traces),
     }
     return Replay(list(models), settings, traces, rows, summary)
 
 
-def constant_models(models: Sequence[ReplayModel], traces: Sequence[EventTrace]) -> list[str]:
-    """A note for each model whose p never changed over all its decisions (a model fed the
-    wrong units, such as a milli-g TFLite model fed g by the current app)."""
+def model_notes(models: Sequence[ReplayModel], traces: Sequence[EventTrace]) -> list[str]:
+    """Notes on models whose outputs the app would misread: p that never changes over all
+    decisions (fed the wrong units, such as a milli-g TFLite model fed g by the current app),
+    a TFLite output outside [0, 1] (logits where the app expects probabilities)."""
     notes = []
     for i, m in enumerate(models):
         p = np.concatenate([t.p[i][~np.isnan(t.p[i])] for t in traces]) if traces else []
+        if len(p) and m.format == "tflite" and not ((p >= 0) & (p <= 1)).all():
+            notes.append(f"{m.name}: output[0][1] reaches {float(p.min()):.3g} .. "
+                         f"{float(p.max()):.3g}, outside [0, 1]: not probabilities (logits?); "
+                         "the app reads it as p without a softmax (osdml validate checks it)")
         if len(p) > 1 and float(np.ptp(p)) == 0.0:
             hint = (" (a model made for milli-g, as app versions before V4.4.0 fed TFLite "
                     "models? try --tflite-mg)" if m.format == "tflite" and "milli-g" not in
@@ -269,6 +274,10 @@ def _checked(run, path: Path, window: int):
                                  "replay needs logits of shape (1, 2) (non-seizure, seizure) "
                                  "as the app reads them")
             checked = True
+        if not np.isfinite(y).all():
+            raise InputError(f"{path}: the model gives non-finite logits {y.ravel().tolist()} "
+                             "on a real window; the app's p would be NaN and it would never "
+                             "alarm: a broken model")
         return y
     return call
 
@@ -307,27 +316,57 @@ def compare_histories(result: Replay) -> list[dict[str, Any]]:
     return out
 
 
+REPLAY_FILES = ("replay.csv", "replay.json", "decisions.csv", "parity.json", "report.md",
+                "report.html", "plots")
+
+
 def write_replay(result: Replay, out_dir: str | Path, streams, timelines: int = 4,
-                 detail: bool = False) -> dict[str, Path]:
-    """Write ``replay.csv`` (one row per event and model), ``replay.json``, the reports and,
-    with `detail`, ``decisions.csv`` (one row per datapoint) into `out_dir`."""
+                 detail: bool = False, parity: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write ``replay.csv`` (one row per event and model), ``replay.json``, the reports, with
+    `detail` ``decisions.csv`` (one row per datapoint) and, given, ``parity.json`` into
+    `out_dir`.
+
+    Everything is written into a temporary folder inside `out_dir` first; only when all is
+    written are the files moved in, replacing those of an earlier replay (and removing the
+    ones this replay does not write), so `out_dir` never mixes two replays' files.
+    """
+    import shutil
+
     from osdml.evaluate.events import write_events_csv
     from osdml.evaluate.runreport import write_replay_report
     from osdml.fileio import write_json
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    work = out / ".replay.partial"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir()
     rows = [dict(r, model=m.name, format=m.format, threshold_pct=m.settings.threshold_pct,
                  gate_pct=m.settings.gate_pct)
             for k in range(len(result.traces)) for m in result.models
             for r in (result.rows[m.name][k],)]
-    paths = {"csv": write_events_csv(out / "replay.csv", rows, REPLAY_COLUMNS),
-             "json": write_json(out / "replay.json", result.summary)}
+    write_events_csv(work / "replay.csv", rows, REPLAY_COLUMNS)
+    write_json(work / "replay.json", result.summary)
     if detail:
-        paths["decisions"] = write_decisions(out / "decisions.csv", result)
-    md, html = write_replay_report(out, result, streams, timelines)
-    paths.update(md=md, html=html)
-    return paths
+        write_decisions(work / "decisions.csv", result)
+    if parity is not None:
+        write_json(work / "parity.json", parity)
+    write_replay_report(work, result, streams, timelines)
+    for name in REPLAY_FILES:  # the earlier replay's files go, this one's come in
+        old = out / name
+        if old.is_dir():
+            shutil.rmtree(old)
+        elif old.exists():
+            old.unlink()
+        if (work / name).exists():
+            (work / name).replace(old)
+    work.rmdir()
+    return {key: out / name for key, name in (("csv", "replay.csv"), ("json", "replay.json"),
+                                              ("decisions", "decisions.csv"),
+                                              ("parity", "parity.json"), ("md", "report.md"),
+                                              ("html", "report.html"))
+            if (out / name).exists()}
 
 
 DECISION_COLUMNS = ("event_id", "user", "label", "data_time", "t_s", "datapoint",
