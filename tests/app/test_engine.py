@@ -11,7 +11,6 @@ from osdml.app.engine import (
     AppSettings,
     alarm_onsets,
     app_probability,
-    can_alarm,
     combine,
     counter_states,
     model_votes,
@@ -60,12 +59,6 @@ def test_alarm_onsets_count_entries_into_alarm():
     s = counter_states([T, T, T, F, T, F, F, T, T, T])
     assert s.tolist() == [0, 1, 2, 1, 2, 1, 0, 0, 1, 2]
     assert alarm_onsets(s).tolist() == [2, 4, 9]
-
-
-def test_can_alarm_is_exact():
-    for votes in ([T, T, F, T, T], [T, T, T], [F] * 5, [T, F, T, T, T, F]):
-        v = np.array(votes)
-        assert can_alarm(v, 5, 10) == (ALARM in counter_states(v))
 
 
 # --------------------------------------------------------------------------- gate, threshold

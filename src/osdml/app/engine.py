@@ -246,18 +246,6 @@ def alarm_onsets(states: np.ndarray) -> np.ndarray:
     return np.flatnonzero((states == ALARM) & np.r_[True, states[:-1] != ALARM])
 
 
-def can_alarm(alarm_votes: np.ndarray, warn_s: float, alarm_s: float,
-              step_s: float = STEP_S) -> bool:
-    """Whether some run of consecutive ALARM votes is long enough to reach ALARM from OK
-    (a quick exact test that lets sweeps skip events that cannot alarm)."""
-    v = np.asarray(alarm_votes, dtype=bool)
-    need = int(np.floor(alarm_s / step_s)) + 1  # votes from t = 0 until t > alarm_s
-    if v.sum() < need:
-        return False
-    edges = np.flatnonzero(np.diff(np.r_[0, v.astype(np.int8), 0]))
-    return bool((edges[1::2] - edges[0::2]).max(initial=0) >= need)
-
-
 # --------------------------------------------------------------------------- one event
 
 @dataclass

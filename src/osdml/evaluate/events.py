@@ -330,12 +330,6 @@ def p_lookup(known_starts: np.ndarray, known_p: np.ndarray,
     return p_at
 
 
-def labels_of(selection, indices: Sequence[int]) -> dict[int, int]:
-    """Event index -> label for `indices` of a ``Selection``."""
-    return dict(zip((int(i) for i in indices), selection.labels_for(indices).tolist(),
-                    strict=True))
-
-
 def event_acceleration(streams, ei: int) -> tuple[np.ndarray, np.ndarray]:
     """Acceleration of event `ei` for plotting: (t_s, g), float64 and float32, NaN between
     segments so a plot does not draw across a gap. Times as in ``EventTrace``."""
