@@ -255,7 +255,7 @@ def train_split(streams, selection, split, cfg: RunConfig, out: Path, *,
                                window)
               for part, idx in (("validation", split.val), ("test", split.test))}
     tuned, tuning = tune_app(traces["validation"], cfg)
-    settings = tuned.settings
+    settings, app_record = tuned.settings, tuned.record()
     app, rows, sweeps = {}, [], {"tuning (validation)": tuning}
     for part, part_traces in traces.items():
         part_rows = [dict(score_trace(t, settings), part=part) for t in part_traces]
@@ -267,7 +267,7 @@ def train_split(streams, selection, split, cfg: RunConfig, out: Path, *,
         "validation_events": app["validation"],
         "test_windows": window_metrics(test.labels, p["test"], threshold, cfg.train.f_beta),
         "test_app": app["test"],
-        "app_settings": tuned.record(),
+        "app_settings": app_record,
     }
     with atomic_write(out / "predictions.npz", "wb") as f:
         np.savez_compressed(f, **{
@@ -294,7 +294,7 @@ def train_split(streams, selection, split, cfg: RunConfig, out: Path, *,
                   "seed": cfg.train.seed},
         metrics={"validation": metrics["validation"], "test_windows": metrics["test_windows"],
                  "test_events": {k: app["test"][k] for k in ("model", "osd", "combined")}},
-        app_settings=tuned.record(),
+        app_settings=app_record,
     ).stamped()
     artefacts, missing = export_artefacts(result.model, spec, out, cfg,
                                           metrics=metrics, config=cfg.model_dump(mode="json"))
@@ -336,7 +336,7 @@ def train_split(streams, selection, split, cfg: RunConfig, out: Path, *,
     summary = {"out_dir": str(out), "split": split.name, "fold": split.fold,
                "inner": split.inner, "chosen_epoch": result.chosen_epoch,
                "criterion": result.criterion, "warning": result.warning,
-               "app_settings": tuned.record(), "app_warning": tuned.warning,
+               "app_settings": app_record, "app_warning": tuned.warning,
                "epochs_run": result.epochs_run, "metrics": metrics,
                "artefacts": {f: {"path": str(q), "size_bytes": sizes[f]}
                              for f, q in artefacts.items()},
