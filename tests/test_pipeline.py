@@ -160,5 +160,6 @@ def test_divergence_is_reported_not_trained_through(tiny_config):
     module = SeizureClassifier(create_model("deep_epi_cnn"), tiny_config.train, 10)
     module._val_logits = [torch.tensor([[float("nan"), 0.0]])]
     module._val_labels = [torch.tensor([1])]
+    module._val_index = [torch.tensor([0])]
     with pytest.raises(TrainingDiverged, match="lower train.lr_peak"):
         module.on_validation_epoch_end()

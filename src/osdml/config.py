@@ -236,6 +236,20 @@ class TrainConfig(_Section):
     threshold: float = Field(0.5, ge=0, le=1, description="Decision threshold on p(seizure) of "
                              "window metrics and checkpoint choice (alarms use [app]).")
     seed: int = Field(42, ge=0, lt=2**32, description="Seed of weights, sampling and dropout.")
+    accelerator: Literal["auto", "cpu", "cuda", "mps"] = Field(
+        "auto", description="Where to train: auto (a CUDA GPU when there is one, else Apple "
+        "MPS, else the CPU), cpu, cuda or mps.")
+    devices: int = Field(1, ge=1, le=1024, description="Devices (GPUs, or CPU processes with "
+                         "strategy ddp) that train one model together.")
+    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = Field(
+        "auto", description="Arithmetic of training: auto (bf16-mixed on a CUDA GPU that has "
+        "bf16, 16-mixed on an older one, 32-true on the CPU and MPS), 32-true, bf16-mixed, "
+        "16-mixed (CUDA only).")
+    strategy: Literal["auto", "ddp"] = Field(
+        "auto", description="auto: one process (devices must be 1 unless on GPUs); ddp: "
+        "Lightning's distributed data parallel, one process per device.")
+    num_workers: int = Field(0, ge=0, le=64, description="Worker processes that gather "
+                             "training batches (0: the training process itself).")
 
     @model_validator(mode="after")
     def _lr_order(self) -> TrainConfig:
@@ -323,8 +337,28 @@ class AppConfig(_Section):
                            osd=self.osd_active)
 
 
+class ExecutorConfig(_Section):
+    """Where independent trainings (the folds of ``osdml run``) run.
+
+    ``local``: one after the other in this process. ``ray``: each as a Ray task with
+    ``cpus_per_task`` CPUs and ``gpus_per_task`` GPUs, on a local Ray instance
+    (``ray_address`` unset) or an existing cluster (``auto``, ``ray://host:port``); the run
+    folder and the data files must then be at the same paths on every node.
+    """
+
+    kind: Literal["local", "ray"] = Field("local", description="local (in this process) or "
+                                          "ray (pip install 'osdml[ray]').")
+    ray_address: str | None = Field(None, description="ray: cluster to join (auto, "
+                                    "ray://host:port); unset: start a local Ray instance.")
+    cpus_per_task: float = Field(1.0, gt=0, le=1024, description="ray: CPUs reserved for "
+                                 "each training (torch uses as many threads).")
+    gpus_per_task: float = Field(0.0, ge=0, le=64, description="ray: GPUs reserved for each "
+                                 "training (fractions share a GPU).")
+
+
 class RunConfig(_Section):
-    """The whole run configuration: data, model, training, export, evaluation and the app."""
+    """The whole run configuration: data, model, training, export, evaluation, the app and
+    where trainings run."""
 
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -332,6 +366,7 @@ class RunConfig(_Section):
     export: ExportConfig = Field(default_factory=ExportConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     app: AppConfig = Field(default_factory=AppConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
 
     @model_validator(mode="after")
     def _whole_samples(self) -> RunConfig:
@@ -470,13 +505,23 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# where and how a model trains, not what it learns: a run may resume on another machine
+PLACEMENT_KEYS = ("accelerator", "devices", "precision", "strategy", "num_workers")
+
+
 def config_difference(a: RunConfig, b: RunConfig) -> str | None:
     """The first key where two run configurations differ, as "key: A here, B in the run", or
     None when they are the same. ``data.files`` is not compared (a run records its files
-    resolved; the events themselves are checked against the split manifest)."""
+    resolved; the events themselves are checked against the split manifest), nor where it
+    trains (``PLACEMENT_KEYS`` of ``[train]`` and ``[executor]``: a run may resume on another
+    machine; its numbers then equal an uninterrupted run's only on the same device and
+    precision)."""
     def plain(cfg: RunConfig) -> dict:
         d = cfg.model_dump(mode="json")
         d["data"].pop("files", None)
+        for key in PLACEMENT_KEYS:
+            d["train"].pop(key, None)
+        d.pop("executor", None)
         return d
 
     def walk(x, y, path):

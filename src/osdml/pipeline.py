@@ -71,7 +71,8 @@ class TrainRun:
 def train_run(files: Sequence[str | Path], config: RunConfig, out_dir: str | Path, *,
               progress: bool = True, cache: bool = True, cache_dir: str | Path | None = None,
               read_progress: Callable[[int], None] | None = None,
-              replace: bool = False, resume: bool = False) -> TrainRun:
+              replace: bool = False, resume: bool = False,
+              placement: dict[str, Any] | None = None) -> TrainRun:
     """Train, evaluate, export and validate one model on one train/validation/test split.
 
     Parameters
@@ -91,6 +92,9 @@ def train_run(files: Sequence[str | Path], config: RunConfig, out_dir: str | Pat
         Continue the interrupted run in `out_dir`: its recorded configuration (`config` may be
         None, else it must equal it) and split, training from the last completed epoch
         (``last.ckpt``); the result equals an uninterrupted run's.
+    placement : dict, optional
+        With `resume`: ``[train]`` placement keys (accelerator, devices, precision, strategy)
+        that replace the recorded ones, to continue on another machine.
 
     Returns
     -------
@@ -107,11 +111,15 @@ def train_run(files: Sequence[str | Path], config: RunConfig, out_dir: str | Pat
     out = Path(out_dir)
     if resume:
         return _resume_run(out, config, files, progress=progress, cache=cache,
-                           cache_dir=cache_dir, read_progress=read_progress)
+                           cache_dir=cache_dir, read_progress=read_progress,
+                           placement=placement)
     cfg = config
     _check_out_dir(out, replace)
     window, hop = cfg.data.windows.samples(cfg.data.reader.sample_rate_hz)
     _check_model(cfg, window)
+    from osdml.train.devices import resolve_placement
+
+    resolve_placement(cfg.train)  # a device this machine lacks: said before any work
     # ---------------------------------------------------------------- data
     streams = load_streams(files, cfg.data.reader, cache=cache, cache_dir=cache_dir,
                            progress=read_progress)
@@ -142,7 +150,8 @@ def train_run(files: Sequence[str | Path], config: RunConfig, out_dir: str | Pat
     return train_split(streams, selection, split, cfg, out, parts=parts, progress=progress)
 
 
-def _resume_run(out: Path, config: RunConfig | None, files, **load) -> TrainRun:
+def _resume_run(out: Path, config: RunConfig | None, files, placement=None,
+                **load) -> TrainRun:
     from osdml.config import config_difference, load_config
     from osdml.data.split import read_manifest
 
@@ -157,7 +166,7 @@ def _resume_run(out: Path, config: RunConfig | None, files, **load) -> TrainRun:
     if (out / "summary.json").is_file():
         raise InputError(f"cannot resume {out}: the run is complete (summary.json); start a new "
                          "run with another --out")
-    cfg = load_config(out / "config.toml")
+    cfg = load_config(out / "config.toml", {"train": placement} if placement else None)
     if config is not None:
         split = config.data.split.model_copy(update={"method": "holdout"})  # as train_run
         given = config.model_copy(update={"data": config.data.model_copy(
@@ -291,7 +300,7 @@ def train_split(streams, selection, split, cfg: RunConfig, out: Path, *,
                               val.count_by_label(), "test": test.count_by_label()},
                   "augmentation": parts.augmentation, "chosen_epoch": result.chosen_epoch,
                   "epochs_run": result.epochs_run, "criterion": result.criterion,
-                  "seed": cfg.train.seed},
+                  "seed": cfg.train.seed, "placement": result.placement},
         metrics={"validation": metrics["validation"], "test_windows": metrics["test_windows"],
                  "test_events": {k: app["test"][k] for k in ("model", "osd", "combined")}},
         app_settings=app_record,
@@ -337,7 +346,8 @@ def train_split(streams, selection, split, cfg: RunConfig, out: Path, *,
                "inner": split.inner, "chosen_epoch": result.chosen_epoch,
                "criterion": result.criterion, "warning": result.warning,
                "app_settings": app_record, "app_warning": tuned.warning,
-               "epochs_run": result.epochs_run, "metrics": metrics,
+               "epochs_run": result.epochs_run, "placement": result.placement,
+               "metrics": metrics,
                "artefacts": {f: {"path": str(q), "size_bytes": sizes[f]}
                              for f, q in artefacts.items()},
                "missing": missing, "validation_passed": all(c.passed for c in checks),

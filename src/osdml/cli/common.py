@@ -41,6 +41,25 @@ NoCacheOpt = Annotated[bool, typer.Option(
     "--no-cache", help="Parse the files even if a cached parse exists; do not store one.")]
 CacheDirOpt = Annotated[Path | None, typer.Option(
     "--cache-dir", help="Parse cache folder (default: $OSDML_CACHE_DIR or ~/.cache/osdml).")]
+AcceleratorOpt = Annotated[str | None, typer.Option(
+    "--accelerator", help="train.accelerator: auto (a CUDA GPU when there is one), cpu, cuda or "
+    "mps.", show_default=False)]
+DevicesOpt = Annotated[int | None, typer.Option(
+    "--devices", min=1, help="train.devices: GPUs (or CPU processes) that train one model "
+    "together, with DDP when more than 1.", show_default=False)]
+PrecisionOpt = Annotated[str | None, typer.Option(
+    "--precision", help="train.precision: auto, 32-true, bf16-mixed or 16-mixed (CUDA).",
+    show_default=False)]
+StrategyOpt = Annotated[str | None, typer.Option(
+    "--strategy", help="train.strategy: auto or ddp.", show_default=False)]
+
+
+def placement_options(accelerator: str | None, devices: int | None, precision: str | None,
+                      strategy: str | None) -> dict:
+    """The ``[train]`` placement keys given on the command line (unset ones left out)."""
+    given = {"accelerator": accelerator, "devices": devices, "precision": precision,
+             "strategy": strategy}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _version(value: bool) -> None:

@@ -115,7 +115,7 @@ class CheckpointChoice(L.Callback):
         self._pending["train_loss"] = None if loss is None else float(loss)
         self.history.append(self._pending)
         self._pending = None
-        if self.csv_path is not None:
+        if self.csv_path is not None and trainer.is_global_zero:
             write_metrics_csv(self.csv_path, self.history)
 
     def state_dict(self) -> dict[str, Any]:

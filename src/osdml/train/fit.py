@@ -1,8 +1,16 @@
 """Train one model on one split: ``fit(config, train, val) -> FitResult``.
 
-Read top to bottom: seeds -> model -> data module -> module and schedule -> callbacks ->
-Lightning trainer -> chosen weights. Same data, same configuration and the same seed on the CPU
-give the same weights (``deterministic=True``, seeded sampler, no worker processes).
+Read top to bottom: placement -> seeds -> model -> data module -> module and schedule ->
+callbacks -> Lightning trainer -> chosen weights. Same data, same configuration and the same
+seed on the CPU give the same weights (``deterministic=True``, seeded sampler; the sampler stays
+in the training process whatever ``num_workers``). On a GPU cuDNN may choose
+non-deterministic kernels: runs agree closely, not bit for bit.
+
+Several devices (``[train] devices``, ``strategy = "ddp"``) train one model with Lightning's
+DDP, one spawned process per device: each takes its share of the same seeded batches, the
+validation logits of all of them are gathered before any metric or checkpoint choice, and only
+rank 0 writes ``metrics.csv`` and ``last.ckpt``; this process then reads the outcome back from
+``last.ckpt``.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ class FitResult:
     history: list[dict[str, Any]]
     epochs_run: int
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    placement: dict[str, Any] = field(default_factory=dict)
 
     @property
     def chosen(self) -> dict[str, Any]:
@@ -88,11 +97,19 @@ def fit(config: RunConfig, train: WindowSet, val: Windows | WindowSet, *,
     ------
     ValueError
         If `train` or `val` is empty.
+    InputError
+        If this machine cannot train as ``[train]`` asks (``resolve_placement``), or a
+        checkpoint to resume from is not one.
+    TrainingDiverged
+        If the validation outputs stop being finite.
     """
+    from osdml.train.devices import resolve_placement, threads_per_process
+
     if not len(train) or not len(val):
         raise ValueError(f"cannot train on {len(train)} training and {len(val)} validation "
                          "windows")
     cfg = config.train
+    place = resolve_placement(cfg)
     # ---------------------------------------------------------------- seeds and model
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     arch_kwargs = {"input_length": train.window_samples,
@@ -102,32 +119,38 @@ def fit(config: RunConfig, train: WindowSet, val: Windows | WindowSet, *,
     model = create_model(config.model.arch, **arch_kwargs)
     # ---------------------------------------------------------------- data and module
     data = WindowDataModule(train, val, cfg.batch_size, cfg.balanced_sampling, cfg.seed,
-                            cfg.windows_per_epoch)
+                            cfg.windows_per_epoch, num_workers=cfg.num_workers,
+                            pin_memory=place.accelerator == "cuda")
     weights = None
     if cfg.class_weights == "balanced":
         counts = np.bincount(np.asarray(train.labels), minlength=arch_kwargs["num_classes"])
         weights = torch.tensor(len(train.labels) / (len(counts) * np.maximum(counts, 1)),
                                dtype=torch.float32)
     module = SeizureClassifier(model, cfg, data.steps_per_epoch() * cfg.max_epochs, weights)
+    if place.distributed and place.accelerator == "cpu":
+        module.threads = threads_per_process(place.devices)
     # ---------------------------------------------------------------- callbacks and trainer
     choice_cb = CheckpointChoice(cfg, out_dir / "metrics.csv" if out_dir else None)
     callbacks: list[L.Callback] = [choice_cb]
     if cfg.early_stopping_patience:
         callbacks.append(L.pytorch.callbacks.EarlyStopping(
             "val_loss", patience=cfg.early_stopping_patience, mode="min"))
-    ckpt = out_dir / CHECKPOINT if out_dir else None
-    resume_from = ckpt if resume and ckpt is not None and ckpt.is_file() else None
-    if ckpt is not None:
-        callbacks.append(EpochCheckpoint(ckpt, resumed=resume_from is not None))
-    state = _load_checkpoint(resume_from) if resume_from is not None else None
-    if state is not None and state.get("osdml_finished"):
-        # training had finished (killed while exporting): restore its outcome, train nothing
-        module.load_state_dict(state["state_dict"])
-        choice_cb.load_state_dict(state["callbacks"][choice_cb.state_key])
-        return _result(model, choice_cb, arch_kwargs)
     with tempfile.TemporaryDirectory() as scratch, _quiet_lightning():
+        # under DDP the outcome comes back through the checkpoint, so there always is one
+        ckpt = (out_dir / CHECKPOINT if out_dir else
+                Path(scratch) / CHECKPOINT if place.distributed else None)
+        resume_from = ckpt if resume and ckpt is not None and ckpt.is_file() else None
+        if ckpt is not None:
+            callbacks.append(EpochCheckpoint(ckpt, resumed=resume_from is not None))
+        state = _load_checkpoint(resume_from) if resume_from is not None else None
+        if state is not None and state.get("osdml_finished"):
+            # training had finished (killed while exporting): restore its outcome, train nothing
+            return _restore(model, module, choice_cb, state, arch_kwargs, place)
         trainer = L.Trainer(
-            max_epochs=cfg.max_epochs, accelerator="cpu", devices=1, deterministic=True,
+            max_epochs=cfg.max_epochs, accelerator=place.accelerator, devices=place.devices,
+            precision=place.precision, strategy=_strategy(place),
+            use_distributed_sampler=False,  # the samplers share batches out themselves
+            deterministic=place.accelerator == "cpu",
             logger=False, enable_checkpointing=ckpt is not None, enable_model_summary=False,
             num_sanity_val_steps=0, enable_progress_bar=progress, callbacks=callbacks,
             default_root_dir=scratch)
@@ -141,17 +164,58 @@ def fit(config: RunConfig, train: WindowSet, val: Windows | WindowSet, *,
             if trainer.interrupted:
                 raise KeyboardInterrupt from None
             raise
+        except Exception as e:
+            if place.distributed:
+                _raise_from_rank(e)
+            raise
         finally:  # Lightning leaves Ctrl-C ignored after an interruption; give it back
             if sigint is not None and threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGINT, sigint)
-    return _result(model, choice_cb, arch_kwargs)
+        if place.distributed:
+            # the processes that trained are gone; their outcome is in the final checkpoint
+            state = _load_checkpoint(ckpt)
+            if not state.get("osdml_finished"):
+                raise KeyboardInterrupt  # stopped before the end (a rank was interrupted)
+            return _restore(model, module, choice_cb, state, arch_kwargs, place)
+    return _result(model, choice_cb, arch_kwargs, place)
 
 
-def _result(model, choice_cb: CheckpointChoice, arch_kwargs) -> FitResult:
+def _strategy(place):
+    if not place.distributed:
+        return "auto"
+    from lightning.pytorch.strategies import DDPStrategy
+
+    # spawned processes: works from any entry point (CLI, notebook, Ray task) on Linux and
+    # macOS, and never forks a process that already holds CUDA or OpenMP threads
+    return DDPStrategy(start_method="spawn",
+                       process_group_backend="nccl" if place.accelerator == "cuda" else "gloo")
+
+
+def _restore(model, module, choice_cb: CheckpointChoice, state: dict[str, Any], arch_kwargs,
+             place) -> FitResult:
+    module.load_state_dict(state["state_dict"])
+    choice_cb.load_state_dict(state["callbacks"][choice_cb.state_key])
+    return _result(model, choice_cb, arch_kwargs, place)
+
+
+def _result(model, choice_cb: CheckpointChoice, arch_kwargs, place) -> FitResult:
     choice: Choice = choice_cb.choice()
     model.load_state_dict(choice.state_dict)
-    return FitResult(model.eval(), choice.epoch, choice.criterion, choice.warning,
-                     choice_cb.history, len(choice_cb.history), arch_kwargs)
+    return FitResult(model.eval().cpu(), choice.epoch, choice.criterion, choice.warning,
+                     choice_cb.history, len(choice_cb.history), arch_kwargs, place.to_dict())
+
+
+def _raise_from_rank(error: Exception) -> None:
+    """Raise the osdml error a spawned DDP process raised as itself (one line to the user),
+    not as the traceback text torch.multiprocessing wraps it in."""
+    from osdml import errors
+
+    text = str(error).strip().splitlines()
+    last = text[-1] if text else ""
+    for name in ("InputError", "TrainingDiverged"):
+        prefix = f"osdml.errors.{name}: "
+        if last.startswith(prefix):
+            raise getattr(errors, name)(last[len(prefix):]) from None
 
 
 class EpochCheckpoint(L.pytorch.callbacks.Checkpoint):
@@ -191,8 +255,9 @@ class EpochCheckpoint(L.pytorch.callbacks.Checkpoint):
 
     def _save(self, trainer: L.Trainer) -> None:
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        trainer.save_checkpoint(tmp)
-        os.replace(tmp, self.path)
+        trainer.save_checkpoint(tmp)  # every rank takes part; rank 0 writes
+        if trainer.is_global_zero:
+            os.replace(tmp, self.path)
 
 
 def _not_a_checkpoint(path: Path, error: Exception) -> str:
@@ -256,6 +321,18 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
         raise InputError(f"cannot resume from {path}: {_not_a_checkpoint(path, e)}; delete it "
                          "to train from the first epoch") from None
     return state
+
+
+def quiet_lightning_process() -> None:
+    """In a process spawned for DDP: Lightning's start-up chatter and worker advice hidden, as
+    ``_quiet_lightning`` does in the main process."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    # deprecations inside torch and Lightning, not in osdml (as pytest and the CLI filter them)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
 @contextlib.contextmanager

@@ -2,8 +2,10 @@
 
 It holds the network (from ``create_model``), computes the cross-entropy of the logits (with
 optional class weights), logs ``train_loss`` and ``val_loss``, and at the end of every
-validation pass computes the window metrics of the validation part (``val_metrics``). It neither
-writes files nor prints; checkpoint choice and metric files are callbacks (``choice.py``).
+validation pass computes ``val_loss`` and the window metrics (``val_metrics``) over the whole
+validation part: under DDP the logits of every rank are gathered first (never a per-rank
+number), in the windows' order, so the numbers equal one process's. It neither writes files
+nor prints; checkpoint choice and metric files are callbacks (``choice.py``).
 """
 
 from __future__ import annotations
@@ -59,10 +61,17 @@ class SeizureClassifier(L.LightningModule):
         self.register_buffer("class_weights", class_weights, persistent=False)
         self._val_logits: list[torch.Tensor] = []
         self._val_labels: list[torch.Tensor] = []
+        self._val_index: list[torch.Tensor] = []
+        self.threads: int | None = None  # CPU threads per process under CPU DDP
         self.val_metrics: dict[str, Any] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+    def setup(self, stage: str) -> None:
+        # in each process spawned for CPU DDP: share the cores instead of oversubscribing them
+        if self.threads:
+            torch.set_num_threads(self.threads)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # the random state at the end of the epoch (dropout draws), so a resumed run continues
@@ -90,30 +99,50 @@ class SeizureClassifier(L.LightningModule):
             kind, keys, pos, has_gauss, gauss = rng["numpy"]
             np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
 
-    def _step(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = batch
-        logits = self(x)
-        return F.cross_entropy(logits, y, weight=self.class_weights), logits
-
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss, _ = self._step(batch)
+        x, y = batch[0], batch[1]
+        loss = F.cross_entropy(self(x), y, weight=self.class_weights)
+        # sync_dist: under DDP the epoch's mean is taken over every rank (once, at epoch end)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=len(batch[1]))
+                 batch_size=len(y), sync_dist=True)
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        loss, logits = self._step(batch)
-        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=len(batch[1]))
-        self._val_logits.append(logits.detach())
+        self._val_logits.append(self(batch[0]).detach().float())
         self._val_labels.append(batch[1].detach())
+        self._val_index.append(batch[2].detach())
+
+    def _gathered(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits (n, classes) float32, labels (n,) int64) of the whole validation part on
+        the CPU, in the windows' order: this rank's, or every rank's under DDP."""
+        logits = torch.cat(self._val_logits)
+        labels = torch.cat(self._val_labels)
+        index = torch.cat(self._val_index)
+        self._val_logits, self._val_labels, self._val_index = [], [], []
+        if self._trainer is not None and self.trainer.world_size > 1:
+            # all_gather needs equal shapes: pad to the longest share, then drop the padding
+            n = torch.tensor([len(index)], device=logits.device)
+            sizes = self.all_gather(n).reshape(-1).tolist()
+            longest = max(sizes)
+
+            def pad(t):
+                return F.pad(t, (0, 0) * (t.dim() - 1) + (0, longest - len(t)))
+
+            parts = [self.all_gather(pad(t)) for t in (logits, labels, index)]
+            logits, labels, index = (torch.cat([g[r, :k] for r, k in enumerate(sizes)])
+                                     for g in parts)
+        order = torch.argsort(index.cpu())
+        return logits.cpu()[order], labels.cpu()[order]
 
     def on_validation_epoch_end(self) -> None:
         if not self._val_logits:
             return
-        logits = torch.cat(self._val_logits)
-        labels = torch.cat(self._val_labels).numpy()
-        self._val_logits, self._val_labels = [], []
+        logits, labels_t = self._gathered()
+        weight = None if self.class_weights is None else self.class_weights.cpu()
+        loss = F.cross_entropy(logits, labels_t, weight=weight)
+        # the same number on every rank: no reduction needed
+        self.log("val_loss", loss.to(self.device), prog_bar=True, sync_dist=True)
+        labels = labels_t.numpy()
         if not torch.isfinite(logits).all():
             raise TrainingDiverged(f"training diverged in epoch {self.current_epoch + 1}: the "
                                    "model's outputs are not finite; lower train.lr_peak or "
@@ -122,7 +151,8 @@ class SeizureClassifier(L.LightningModule):
         self.val_metrics = window_metrics(labels, p, self.cfg.threshold, self.cfg.f_beta)
         for key in ("sensitivity", "fpr"):
             value = self.val_metrics[key]
-            self.log(f"val_{key}", np.nan if value is None else float(value), prog_bar=True)
+            self.log(f"val_{key}", np.nan if value is None else float(value), prog_bar=True,
+                     sync_dist=True)
 
     def configure_optimizers(self):
         c = self.cfg
