@@ -14,7 +14,7 @@ $(BIN)/python:
 # never resolves a newer (CUDA) torch for executorch's open-ended torch requirement.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,litert]'
+	$(BIN)/pip install --quiet -e '.[dev,litert,ray]'
 	@$(BIN)/python -c "import torch, sys; v = torch.__version__.split('+')[0]; sys.exit(0 if v == '2.13.0' else f'torch {torch.__version__} installed, 2.13.0 required')"
 	touch $(STAMP)
 

@@ -31,15 +31,20 @@ import math
 import shutil
 import warnings
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
+from functools import partial as partial_fn
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from osdml.config import EvaluateConfig, RunConfig, config_difference
+from osdml.config import EvaluateConfig, ExecutorConfig, RunConfig, config_difference
 from osdml.errors import InputError
 from osdml.fileio import atomic_write, write_json
+
+if TYPE_CHECKING:
+    from osdml.executor import Executor
 
 RUN_PREFIX = "run-"
 BEST_FILES = ("model.pt", "model.ptl", "model.pte", "model.pte.json")
@@ -107,7 +112,9 @@ def next_run_dir(root: Path) -> Path:
 def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *,
                  resume: str | Path | None = None, files: Sequence[str | Path] | None = None,
                  progress: bool = True, cache: bool = True, cache_dir: str | Path | None = None,
-                 say: Callable[[str], None] | None = None) -> CrossValRun:
+                 say: Callable[[str], None] | None = None,
+                 executor: ExecutorConfig | Executor | None = None,
+                 placement: dict[str, Any] | None = None) -> CrossValRun:
     """Run k-fold (or nested k-fold) cross-validation, choose the best fold, write reports.
 
     Parameters
@@ -124,6 +131,15 @@ def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *
         OSDB files or folders; default ``config.data.files``.
     say : callable, optional
         Receives one line per step (also appended to ``run.log``).
+    executor : ExecutorConfig or Executor, optional
+        Where the folds train (``osdml.executor``); default the ``[executor]`` section of
+        `config` (with `resume` and no `config`: of the run's own configuration). The section
+        may differ from the run's when resuming. The driver (this process) does everything
+        else: the run folder, renaming each complete fold, the choice and the reports.
+    placement : dict, optional
+        With `resume`: ``[train]`` placement keys (accelerator, devices,
+        precision, strategy) that replace the run's recorded ones (to continue on another
+        machine).
 
     Returns
     -------
@@ -132,7 +148,9 @@ def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *
     Raises
     ------
     InputError
-        If the data, configuration or run folder cannot be used (the message names it).
+        If the data, configuration or run folder cannot be used (the message names it), or
+        the executor cannot start (Ray not installed, cluster unreachable); an ``InputError``
+        raised while training a fold (in a Ray task too) arrives as itself.
     """
     from osdml.config import load_config
     from osdml.data.cache import load_streams
@@ -150,7 +168,8 @@ def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *
         if lacking:
             raise InputError(f"cannot resume {run_dir}: not a run folder ({' and '.join(lacking)}"
                              f" missing); pass the run-NNN folder an earlier osdml run wrote")
-        recorded = load_config(run_dir / "config.toml")
+        recorded = load_config(run_dir / "config.toml",
+                               {"train": placement} if placement else None)
         if config is not None and config_difference(config, recorded):
             raise InputError(f"cannot resume {run_dir}: --config differs from the run's own "
                              f"configuration ({config_difference(config, recorded)}); resume "
@@ -160,8 +179,16 @@ def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *
         if config is None:
             raise InputError("osdml run needs --config (or --resume RUN)")
         cfg = config
+    from osdml.executor import make_executor
+
+    if executor is None or isinstance(executor, ExecutorConfig):
+        executor = make_executor(executor or (config or cfg).executor)
     window, _ = cfg.data.windows.samples(cfg.data.reader.sample_rate_hz)
     _check_model(cfg, window)
+    if executor.in_process:  # (a Ray task's node may have the GPU this driver lacks)
+        from osdml.train.devices import resolve_placement
+
+        resolve_placement(cfg.train)  # a device this machine lacks: said before any work
     data = list(files or cfg.data.files)
     if not data:
         raise InputError("no data: set data.files in the configuration (or pass --data)")
@@ -205,36 +232,57 @@ def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *
             log(f"{stale.name[1:-8]}: removing the unfinished attempt (no completed epoch)")
             shutil.rmtree(stale)
     # ---------------------------------------------------------------- the folds
-    from osdml.pipeline import train_split
+    from osdml.executor import JobFailed
 
     folds: dict[str, dict[str, Any]] = {}
-    skipped = []
+    skipped, jobs = [], []
+    # a task elsewhere (Ray) writes to absolute paths; in this process, today's paths
+    where = folds_dir if executor.in_process else folds_dir.resolve()
+    cache_root = None if cache_dir is None else str(Path(cache_dir).resolve())
     for split in splits:
         final = folds_dir / split.name
         if (final / "summary.json").is_file() and _readable(final / "summary.json"):
             skipped.append(split.name)
             log(f"{split.name}: complete, skipped")
-        else:
-            if final.exists():
-                log(f"{split.name}: summary.json missing or unreadable; training it again")
-            if final.exists():  # renamed but unreadable should not happen; never trust it
-                shutil.rmtree(final)
-            partial = folds_dir / f".{split.name}.partial"
-            log(f"{split.name}: training on {len(split.train)} events, choosing on "
-                f"{len(split.val)}, testing on {len(split.test)}")
-            try:
-                train_split(streams, selection, split, cfg, partial, progress=progress,
-                            resume=True)
-            except KeyboardInterrupt:
-                log(f"{split.name}: interrupted; resume with osdml run --resume {run_dir}")
-                raise
-            except InputError as e:
-                log(f"{split.name}: error: {e}")
-                raise
-            partial.replace(final)
-            _relocate(final, partial)
-        folds[split.name] = _read_json(final / "summary.json")
-        log(f"{split.name}: {_fold_line(folds[split.name])}")
+            folds[split.name] = _read_json(final / "summary.json")
+            log(f"{split.name}: {_fold_line(folds[split.name])}")
+            continue
+        if final.exists():
+            log(f"{split.name}: summary.json missing or unreadable; training it again")
+        if final.exists():  # renamed but unreadable should not happen; never trust it
+            shutil.rmtree(final)
+        jobs.append(FoldJob(split.name, str(run_dir.resolve()),
+                            str(where / f".{split.name}.partial"), cfg, cache=cache,
+                            cache_dir=cache_root, progress=progress and executor.in_process))
+    by_name = {s.name: s for s in splits}
+    running: list[str] = []
+
+    def started(job: FoldJob) -> None:
+        split = by_name[job.name]
+        running.append(job.name)
+        log(f"{job.name}: training on {len(split.train)} events, choosing on "
+            f"{len(split.val)}, testing on {len(split.test)}")
+
+    fn = (partial_fn(train_fold, loaded=(streams, selection, splits)) if executor.in_process
+          else train_fold)
+    if jobs:
+        try:
+            with executor, closing(executor.map_unordered(fn, jobs, on_start=started)) as done:
+                for job, _ in done:
+                    partial = Path(job.partial)
+                    final = partial.parent / job.name
+                    partial.replace(final)
+                    _relocate(final, partial)
+                    running.remove(job.name)
+                    folds[job.name] = _read_json(final / "summary.json")
+                    log(f"{job.name}: {_fold_line(folds[job.name])}")
+        except KeyboardInterrupt:
+            log(f"{', '.join(running)}: interrupted; resume with osdml run --resume {run_dir}")
+            raise
+        except JobFailed as failed:
+            log(f"{failed.job.name}: error: {failed.error}")
+            raise failed.error from None
+    folds = {s.name: folds[s.name] for s in splits}
     # ---------------------------------------------------------------- choice and summary
     ecfg = cfg.evaluate
     groups: dict[int, list[str]] = {}
@@ -271,6 +319,71 @@ def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *
     write_run_report(result, streams, selection, cfg)
     log(f"done: {run_dir / 'summary.json'}, {run_dir / 'report.html'}")
     return result
+
+
+# --------------------------------------------------------------------------- one fold as a job
+
+@dataclass(frozen=True)
+class FoldJob:
+    """One fold to train, as an executor job: small and picklable (no sample streams).
+
+    ``run_dir`` holds ``split.json``; the fold trains in ``partial`` (an absolute path when
+    the job runs in another process); ``cfg`` is the run's configuration with ``data.files``
+    resolved.
+    """
+
+    name: str
+    run_dir: str
+    partial: str
+    cfg: RunConfig
+    cache: bool = True
+    cache_dir: str | None = None
+    progress: bool = False
+
+
+def train_fold(job: FoldJob, loaded: tuple | None = None) -> str:
+    """Train `job`'s fold into ``job.partial``, continuing from its ``last.ckpt`` if any.
+
+    Parameters
+    ----------
+    job : FoldJob
+    loaded : (EventStreams, Selection, list of Split), optional
+        The data already open in this process. Without it (a Ray task) the data files are
+        re-opened (a parse-cache hit when the cache is on), the events reselected and the
+        split read from ``run_dir/split.json``.
+
+    Returns
+    -------
+    str
+        The fold's name (its results are the files in ``job.partial``).
+
+    Raises
+    ------
+    InputError
+        If the data or manifest cannot be read, the manifest lacks the fold, or training
+        fails on the data (``train_split``).
+    """
+    from osdml.pipeline import train_split
+
+    if loaded is None:
+        from osdml.data.cache import load_streams
+        from osdml.data.filters import select_events
+        from osdml.data.split import read_manifest
+
+        cfg = job.cfg
+        streams = load_streams(cfg.data.files, cfg.data.reader, cache=job.cache,
+                               cache_dir=job.cache_dir)
+        selection = select_events(streams, cfg.data.selection)
+        splits = read_manifest(Path(job.run_dir) / "split.json", streams)
+    else:
+        streams, selection, splits = loaded
+    split = next((s for s in splits if s.name == job.name), None)
+    if split is None:
+        raise InputError(f"split manifest {Path(job.run_dir) / 'split.json'} has no fold "
+                         f"{job.name}")
+    train_split(streams, selection, split, job.cfg, Path(job.partial), progress=job.progress,
+                resume=True)
+    return job.name
 
 
 # --------------------------------------------------------------------------- best-fold choice

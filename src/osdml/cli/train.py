@@ -8,10 +8,14 @@ from typing import Annotated
 import typer
 
 from osdml.cli.common import (
+    AcceleratorOpt,
     CacheDirOpt,
     ConfigOpt,
+    DevicesOpt,
     JsonOpt,
     NoCacheOpt,
+    PrecisionOpt,
+    StrategyOpt,
     app,
     checked_out,
     fmt2,
@@ -43,6 +47,10 @@ def train(
     json_out: JsonOpt = False,
     no_cache: NoCacheOpt = False,
     cache_dir: CacheDirOpt = None,
+    accelerator: AcceleratorOpt = None,
+    devices: DevicesOpt = None,
+    precision: PrecisionOpt = None,
+    strategy: StrategyOpt = None,
 ) -> None:
     """Train on OSDB files, export .pt / .ptl / .pte and validate each (the main job).
 
@@ -50,8 +58,10 @@ def train(
     validation part; every artefact is run in its own runtime against the trained model on
     held-out windows, and the command exits 1 if one is out of tolerance. See README "Run
     folder" for what is written."""
+    from osdml.cli.common import placement_options
     from osdml.config import load_config
 
+    placement = placement_options(accelerator, devices, precision, strategy)
     if resume and replace:
         raise InputError("--resume continues the run in --out, --replace starts it again: "
                          "give one of them")
@@ -62,9 +72,9 @@ def train(
         cfg = None if config is None else load_config(config)
         _train_and_report(list(data or []), cfg, checked_out(out), quiet=quiet,
                           json_out=json_out, no_cache=no_cache, cache_dir=cache_dir,
-                          resume=True)
+                          resume=True, placement=placement)
         return
-    cfg = load_config(config, {"train": {"max_epochs": epochs, "seed": seed}})
+    cfg = load_config(config, {"train": {"max_epochs": epochs, "seed": seed, **placement}})
     files = list(data or cfg.data.files)
     if not files:
         raise InputError("no data: pass --data FILES (or set data.files in --config)")
@@ -74,14 +84,15 @@ def train(
 
 def _train_and_report(files, cfg, out: Path, *, quiet: bool, json_out: bool,
                       no_cache: bool = False, cache_dir: Path | None = None,
-                      title: str = "", replace: bool = False, resume: bool = False) -> None:
+                      title: str = "", replace: bool = False, resume: bool = False,
+                      placement: dict | None = None) -> None:
     from osdml.errors import CheckFailed
     from osdml.pipeline import train_run
 
     console = get_console(stderr=True)
     show = not quiet and not json_out and console.is_terminal
     run = train_run(files, cfg, out, progress=show, cache=not no_cache, cache_dir=cache_dir,
-                    replace=replace, resume=resume)
+                    replace=replace, resume=resume, placement=placement)
     if json_out:
         print_json(run.summary)
     else:
@@ -170,6 +181,17 @@ def run(
     json_out: JsonOpt = False,
     no_cache: NoCacheOpt = False,
     cache_dir: CacheDirOpt = None,
+    executor: Annotated[str | None, typer.Option(
+        "--executor", help="Where the folds train: local (one after the other in this "
+        "process) or ray (in parallel as Ray tasks; pip install 'osdml[ray]'). Default: "
+        "[executor] kind of the configuration.")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", help="Ray cluster to join (auto, ray://host:port; implies --executor "
+        "ray). Default: [executor] ray_address, else a local Ray instance.")] = None,
+    accelerator: AcceleratorOpt = None,
+    devices: DevicesOpt = None,
+    precision: PrecisionOpt = None,
+    strategy: StrategyOpt = None,
 ) -> None:
     """Cross-validate: k-fold or nested k-fold over events, best fold chosen on validation.
 
@@ -177,19 +199,34 @@ def run(
     folds. Each fold trains with checkpoint choice on its validation part, is tested on its
     test part and exports .pt / .ptl / .pte; the best fold (evaluate.best_fold, validation
     numbers only) is copied to RUN/best/. Writes summary.json, report.md and report.html with
-    mean and standard deviation over folds. Interrupted? Run again with --resume RUN."""
+    mean and standard deviation over folds. Interrupted? Run again with --resume RUN.
+    --executor ray trains the folds in parallel as Ray tasks ([executor] of the configuration:
+    CPUs and GPUs per fold; --ray-address joins a cluster)."""
     from osdml.config import load_config
     from osdml.crossval import run_crossval
 
     if config is None and resume is None:
         raise InputError("osdml run needs --config CFG (or --resume RUN)")
-    cfg = load_config(config) if config is not None else None
+    from osdml.cli.common import placement_options
+
+    where = _executor_options(executor, ray_address)
+    placement = placement_options(accelerator, devices, precision, strategy)
+    cfg = (load_config(config, {"executor": where, "train": placement}) if config is not None
+           else None)
+    own = None
+    if cfg is None and where:  # resuming on the run's own configuration: options over it
+        from osdml.config import ExecutorConfig
+
+        recorded = Path(resume) / "config.toml"
+        base = load_config(recorded).executor if recorded.is_file() else ExecutorConfig()
+        own = load_config(None, {"executor": {**base.model_dump(), **where}}).executor
     console = get_console(stderr=True)
     show = not quiet and not json_out and console.is_terminal
     say = None if json_out or quiet else (lambda line: console.print(line, highlight=False))
     with quiet_libraries():
         result = run_crossval(cfg, checked_out(out), resume=resume, files=data, progress=show,
-                              cache=not no_cache, cache_dir=cache_dir, say=say)
+                              cache=not no_cache, cache_dir=cache_dir, say=say, executor=own,
+                              placement=placement)
     if json_out:
         print_json(result.summary)
     else:
@@ -199,6 +236,19 @@ def run(
 
         raise CheckFailed(f"artefacts out of tolerance in {result.run_dir}: "
                           + "; ".join(result.failures))
+
+
+def _executor_options(kind: str | None, address: str | None) -> dict[str, str]:
+    """--executor and --ray-address as ``[executor]`` overrides (only those given)."""
+    if kind is not None and kind.lower() not in ("local", "ray"):
+        raise InputError(f"--executor {kind!r}: choose local or ray")
+    kind = kind.lower() if kind is not None else None
+    if address is not None:
+        if kind == "local":
+            raise InputError("--ray-address joins a Ray cluster: use it with --executor ray "
+                             "(or without --executor)")
+        kind = "ray"
+    return {k: v for k, v in (("kind", kind), ("ray_address", address)) if v is not None}
 
 
 def _render_crossval(result) -> None:
