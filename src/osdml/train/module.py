@@ -72,6 +72,10 @@ class SeizureClassifier(L.LightningModule):
         # in each process spawned for CPU DDP: share the cores instead of oversubscribing them
         if self.threads:
             torch.set_num_threads(self.threads)
+        if self.trainer.accelerator.__class__.__name__ == "CPUAccelerator":
+            from osdml.train.devices import keep_freed_memory
+
+            keep_freed_memory()  # in whichever process trains: no page faults every step
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # the random state at the end of the epoch (dropout draws), so a resumed run continues
