@@ -114,7 +114,7 @@ def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *
                  progress: bool = True, cache: bool = True, cache_dir: str | Path | None = None,
                  say: Callable[[str], None] | None = None,
                  executor: ExecutorConfig | Executor | None = None,
-                 placement: dict[str, Any] | None = None) -> CrossValRun:
+                 overrides: dict[str, Any] | None = None) -> CrossValRun:
     """Run k-fold (or nested k-fold) cross-validation, choose the best fold, write reports.
 
     Parameters
@@ -136,10 +136,10 @@ def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *
         `config` (with `resume` and no `config`: of the run's own configuration). The section
         may differ from the run's when resuming. The driver (this process) does everything
         else: the run folder, renaming each complete fold, the choice and the reports.
-    placement : dict, optional
-        With `resume`: ``[train]`` placement keys (accelerator, devices,
-        precision, strategy) that replace the run's recorded ones (to continue on another
-        machine).
+    overrides : dict, optional
+        With `resume`: where the run goes on, applied over its recorded configuration (to
+        continue on another machine): ``{"train": {accelerator, devices, precision,
+        strategy}, "executor": {...}}``, keys the resume check does not compare.
 
     Returns
     -------
@@ -168,8 +168,7 @@ def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *
         if lacking:
             raise InputError(f"cannot resume {run_dir}: not a run folder ({' and '.join(lacking)}"
                              f" missing); pass the run-NNN folder an earlier osdml run wrote")
-        recorded = load_config(run_dir / "config.toml",
-                               {"train": placement} if placement else None)
+        recorded = load_config(run_dir / "config.toml", overrides)
         if config is not None and config_difference(config, recorded):
             raise InputError(f"cannot resume {run_dir}: --config differs from the run's own "
                              f"configuration ({config_difference(config, recorded)}); resume "

@@ -211,22 +211,15 @@ def run(
 
     where = _executor_options(executor, ray_address)
     placement = placement_options(accelerator, devices, precision, strategy)
-    cfg = (load_config(config, {"executor": where, "train": placement}) if config is not None
-           else None)
-    own = None
-    if cfg is None and where:  # resuming on the run's own configuration: options over it
-        from osdml.config import ExecutorConfig
-
-        recorded = Path(resume) / "config.toml"
-        base = load_config(recorded).executor if recorded.is_file() else ExecutorConfig()
-        own = load_config(None, {"executor": {**base.model_dump(), **where}}).executor
+    overrides = {"executor": where, "train": placement}
+    cfg = load_config(config, overrides) if config is not None else None
     console = get_console(stderr=True)
     show = not quiet and not json_out and console.is_terminal
     say = None if json_out or quiet else (lambda line: console.print(line, highlight=False))
     with quiet_libraries():
         result = run_crossval(cfg, checked_out(out), resume=resume, files=data, progress=show,
-                              cache=not no_cache, cache_dir=cache_dir, say=say, executor=own,
-                              placement=placement)
+                              cache=not no_cache, cache_dir=cache_dir, say=say,
+                              overrides=overrides)
     if json_out:
         print_json(result.summary)
     else:

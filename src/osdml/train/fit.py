@@ -211,11 +211,11 @@ def _raise_from_rank(error: Exception) -> None:
     from osdml import errors
 
     text = str(error).strip().splitlines()
-    last = text[-1] if text else ""
-    for name in ("InputError", "TrainingDiverged"):
-        prefix = f"osdml.errors.{name}: "
-        if last.startswith(prefix):
-            raise getattr(errors, name)(last[len(prefix):]) from None
+    name, _, message = (text[-1] if text else "").partition(": ")
+    kind = getattr(errors, name.removeprefix("osdml.errors."), None)
+    if name.startswith("osdml.errors.") and isinstance(kind, type) and issubclass(
+            kind, errors.OsdmlError):
+        raise kind(message) from None
 
 
 class EpochCheckpoint(L.pytorch.callbacks.Checkpoint):
@@ -323,14 +323,23 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
-def quiet_lightning_process() -> None:
-    """In a process spawned for DDP: Lightning's start-up chatter and worker advice hidden, as
-    ``_quiet_lightning`` does in the main process."""
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+_LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning")
+
+
+def _hide_lightning_advice() -> None:
+    """Warning filters for Lightning's advice on worker processes and logging intervals:
+    windows are gathered in the training process on purpose (deterministic, no copy)."""
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-    # deprecations inside torch and Lightning, not in osdml (as pytest and the CLI filter them)
+
+
+def quiet_lightning_process() -> None:
+    """In a process spawned for DDP (for good: the process ends with training): what
+    ``_quiet_lightning`` hides in the calling process, and the deprecation warnings of torch
+    and Lightning that pytest and the CLI filter there."""
+    for name in _LIGHTNING_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    _hide_lightning_advice()
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -338,16 +347,14 @@ def quiet_lightning_process() -> None:
 @contextlib.contextmanager
 def _quiet_lightning():
     """Hide Lightning's start-up chatter (accelerator info, tips) and its advice on worker
-    processes: windows are gathered in the main process on purpose (deterministic, no copy)."""
-    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric",
-                                              "lightning")]
+    processes while training, then restore the loggers and warning filters."""
+    loggers = [logging.getLogger(n) for n in _LIGHTNING_LOGGERS]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.WARNING)
     try:
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+            _hide_lightning_advice()
             yield
     finally:
         for lg, level in zip(loggers, levels, strict=True):
