@@ -295,7 +295,13 @@ def describe(spec: ModelSpec, input_size: int, *, tuned: bool | None = None) -> 
     """The app's description of a model, from its spec: architecture, input, training data,
     test result, and the app settings it was tuned for."""
     rate = spec.sample_rate_hz
-    parts = [f"{spec.arch} CNN ({spec.quantization or 'fp32'}), {input_size / rate:g} s of "
+    arch = f"{spec.arch} CNN"
+    members = spec.arch_kwargs.get("members")
+    if spec.arch == "hd_ensemble" and isinstance(members, list) and members:
+        kinds = sorted({str(m.get("arch")) for m in members if isinstance(m, dict)})
+        arch = (f"Harrell-Davis ensemble (quantile {spec.arch_kwargs.get('quantile')}) of "
+                f"{len(members)} {'/'.join(kinds)} CNNs")
+    parts = [f"{arch} ({spec.quantization or 'fp32'}), {input_size / rate:g} s of "
              f"acceleration magnitude ({input_size} samples at {rate:g} Hz)"]
     t = spec.training
     events, files = t.get("events"), t.get("files")

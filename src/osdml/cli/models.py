@@ -167,7 +167,13 @@ def inspect(
             con.print(f"  app: {info['app']['detail']}")
     spec = info.get("spec")
     if spec:
-        con.print(f"  spec: {spec.get('arch')} {spec.get('arch_kwargs')}, input "
+        kwargs = spec.get("arch_kwargs") or {}
+        if spec.get("arch") == "hd_ensemble" and isinstance(kwargs.get("members"), list):
+            names = [m.get("name") for m in (spec.get("training") or {}).get("members", [])
+                     if isinstance(m, dict)]
+            kwargs = {"quantile": kwargs.get("quantile"), "members": names or [
+                m.get("arch") for m in kwargs["members"] if isinstance(m, dict)]}
+        con.print(f"  spec: {spec.get('arch')} {kwargs}, input "
                   f"{tuple(spec.get('input_shape', []))} {spec.get('input_units', '')}, "
                   f"threshold {spec.get('threshold')}")
         tuned = spec.get("app_settings") or {}
@@ -186,9 +192,9 @@ def validate(
     models: Annotated[list[Path], typer.Argument(help="Exported files (.pte, .ptl, .pt, "
                                                  ".bpte, .tflite).", show_default=False)],
     reference: Annotated[Path | None, typer.Option(
-        help="The model they were made from (default: model.pt beside the first file; not "
-        "needed for .bpte bundles; optional for .tflite: a .pt, .ptl or .pte taking "
-        "(1, 1, N)).")] = None,
+        help="The model they were made from (default: the .pt of the same name beside the "
+        "first file, else model.pt there; not needed for .bpte bundles; optional for "
+        ".tflite: a .pt, .ptl or .pte taking (1, 1, N)).")] = None,
     data: Annotated[list[Path] | None, typer.Option(
         help="OSDB files: the real windows to compare on (default: the held-out test windows "
         "of the reference's run folder).")] = None,
@@ -198,7 +204,8 @@ def validate(
         "32 when 0).")] = 0,
     atol: Annotated[float | None, typer.Option(
         min=0.0, help="fp32: largest logit difference allowed (default 1e-4; a .bpte carries "
-        "its own).")] = None,
+        "its own; against an hd_ensemble reference: the largest p difference, default "
+        "5e-5).")] = None,
     int8_min_agreement: Annotated[float, typer.Option(
         min=0.0, max=1.0, help="int8: share of decisions that must agree.")] = 0.95,
     int8_min_sqnr: Annotated[float, typer.Option(
@@ -215,15 +222,18 @@ def validate(
     kept positives and SQNR. A .bpte is checked against its bundled outputs. A .tflite runs in
     LiteRT as the app's TFLite path runs it (input [1, N, 1], p = output[0][1] with no
     softmax): every output must be a probability pair, and with --reference p must match
-    softmax(reference logits)[1] within --atol. Exit 1 names the file that is out of
-    tolerance and by how much."""
-    from osdml.export.validate import Tolerance
+    softmax(reference logits)[1] within --atol. An ensemble (reference arch hd_ensemble) is
+    judged on p against its members' eager p combined by scipy's Harrell-Davis estimate:
+    within 5e-5, every decision the same. Exit 1 names the file that is out of tolerance and
+    by how much."""
+    from osdml.export.validate import ENSEMBLE_P_ATOL, Tolerance
 
     if hold_to not in ("auto", "fp32"):
         raise InputError(f"--hold-to {hold_to!r}: choose auto or fp32")
     require_executorch_for(models)
     tol = Tolerance(fp32_atol=1e-4 if atol is None else atol, hold_to=hold_to,
-                    int8_min_agreement=int8_min_agreement, int8_min_sqnr_db=int8_min_sqnr)
+                    int8_min_agreement=int8_min_agreement, int8_min_sqnr_db=int8_min_sqnr,
+                    ensemble_p_atol=ENSEMBLE_P_ATOL if atol is None else atol)
     with quiet_libraries():
         results = _validate(models, reference, data, windows, random, atol, tol)
     failed = [r for r in results if not r["passed"]]
@@ -282,7 +292,8 @@ def _validate(models: list[Path], reference: Path | None, data: list[Path] | Non
                                    spec.hop_samples, n_windows)
         if found is None:
             raise InputError(f"no real windows to validate on: {reference} is not in an osdml "
-                             "run folder; pass --data OSDB files")
+                             "run folder; pass --data OSDB files (an ensemble's folder lends "
+                             "those of its members/*/ run folders)")
         x, source = found
     if n_random:
         rng = np.random.default_rng(0)
@@ -293,11 +304,18 @@ def _validate(models: list[Path], reference: Path | None, data: list[Path] | Non
                                  tolerance=tol, raise_input_errors=True)[0]
               for p, fmt in others]
     for c in checks:
-        detail = c.error or (
-            f"max |logit diff| {c.max_abs_logit_diff:.1e}, max p diff {c.max_prob_diff:.3g}, "
-            f"decisions agree {c.decision_agreement:.1%}"
-            + (f", SQNR {c.sqnr_db:.1f} dB" if c.quantization and c.sqnr_db else "")
-            + f" on {source}" + (f": {c.failure}" if c.failure else ""))
+        if c.error:
+            detail = c.error
+        elif c.reference:  # an ensemble: judged on p against the scipy reference
+            detail = (f"max p diff {c.max_prob_diff:.1e} (tolerance {c.atol:g}) against "
+                      f"{c.reference}, decisions agree {c.decision_agreement:.1%} on {source}"
+                      + (f": {c.failure}" if c.failure else ""))
+        else:
+            detail = (
+                f"max |logit diff| {c.max_abs_logit_diff:.1e}, max p diff "
+                f"{c.max_prob_diff:.3g}, decisions agree {c.decision_agreement:.1%}"
+                + (f", SQNR {c.sqnr_db:.1f} dB" if c.quantization and c.sqnr_db else "")
+                + f" on {source}" + (f": {c.failure}" if c.failure else ""))
         results.append({"path": c.path, "kind": c.format + (f" {c.quantization}"
                                                             if c.quantization else ""),
                         "passed": c.passed, "summary": detail, **c.to_dict()})
@@ -401,11 +419,14 @@ def _reference_runner(reference: Path, n: int):
 
 
 def _default_reference(model: Path) -> Path:
-    candidate = model.parent / "model.pt"
-    if candidate.is_file() and candidate.resolve() != model.resolve():
-        return candidate
-    raise InputError(f"no --reference given and no model.pt beside {model}; pass --reference "
-                     "MODEL")
+    """The .pt of the same name beside `model` (``ensemble.pt`` for ``ensemble.pte``), else
+    ``model.pt`` there (a run folder's; converted files such as ``model_int8.pte``)."""
+    stem = model.name.split(".")[0]
+    for candidate in (model.parent / f"{stem}.pt", model.parent / "model.pt"):
+        if candidate.is_file() and candidate.resolve() != model.resolve():
+            return candidate
+    raise InputError(f"no --reference given and no {stem}.pt or model.pt beside {model}; pass "
+                     "--reference MODEL")
 
 
 @app.command()

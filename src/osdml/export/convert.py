@@ -254,7 +254,9 @@ def _windows(opts: ConvertOptions, spec) -> dict[str, Any]:
 
 
 def _check(out: Path, opts: ConvertOptions, module, windows: dict) -> dict[str, Any]:
-    """Run the written file in its own runtime against the loaded (fp32) model."""
+    """Run the written file in its own runtime against the loaded (fp32) model; a
+    Harrell-Davis ensemble on p against its members' p combined by scipy
+    (``osdml.export.validate.validate_ensemble``)."""
     x = windows["held_out"]
     if opts.to == "bpte":
         from osdml.export.bundle import verify_bpte
@@ -267,8 +269,25 @@ def _check(out: Path, opts: ConvertOptions, module, windows: dict) -> dict[str, 
                             else f"bundled cases fail: {c.first_failure}")}
     import torch
 
-    from osdml.export.validate import Tolerance, artefact_logits, compare, judge
+    from osdml.export.validate import (
+        Tolerance,
+        artefact_logits,
+        compare,
+        is_hd_ensemble,
+        judge,
+        validate_ensemble,
+    )
 
+    if is_hd_ensemble(module) and not opts.quantize:  # judged on p against scipy's estimate
+        c = validate_ensemble(module, {opts.to: out}, x, raise_input_errors=True)[0]
+        if c.error:
+            raise CheckFailed(f"{out}: {c.error}")
+        summary = (f"max p diff {c.max_prob_diff:.1e} (tolerance {c.atol:g}) against "
+                   f"{c.reference}, decisions agree {c.decision_agreement:.1%} on {len(x)} "
+                   "windows" + (f": {c.failure}" if c.failure else ""))
+        return {"max_prob_diff": c.max_prob_diff, "decision_agreement": c.decision_agreement,
+                "p_atol": c.atol, "windows": len(x), "on": windows["source"],
+                "passed": c.passed, "summary": summary}
     with torch.no_grad():
         reference = np.concatenate([module(torch.from_numpy(x[i:i + 1].copy())).numpy()
                                     for i in range(len(x))])

@@ -258,6 +258,11 @@ def unloadable(path: Path, error: Exception, data: bytes | None = None) -> str:
     except Exception as e:  # the parser says what is wrong with the bytes
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         reason = f"the program does not parse: {first[:200]}"
+    else:
+        if "0x:14" in reason or "0x14" in reason:  # Error::OperatorMissing: a sound file
+            return (f"cannot load {path} in this ExecuTorch runtime ({reason}: OperatorMissing, "
+                    "an operator in the program has no kernel here, such as aten.sort); "
+                    "export the model without that operator")
     return (f"cannot load {path} as an ExecuTorch program ({reason}); a truncated or "
             "damaged file? Rebuild it with osdml convert")
 

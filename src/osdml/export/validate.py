@@ -4,6 +4,13 @@
 ``.pte`` in the ExecuTorch runtime, one window at a time as the app runs them, on real windows.
 Per artefact: the largest absolute and relative logit difference, the largest difference in
 p(seizure), and the share of windows with the same decision at the threshold.
+
+A Harrell-Davis ensemble (``hd_ensemble``, ``osdml.models.ensemble``) is judged on p, not on its
+logits: the reference is each member's eager p combined by
+``scipy.stats.mstats.hdquantiles`` (computed apart from the graph under test), and the file
+passes when every p is within ``ENSEMBLE_P_ATOL`` and every decision (p > threshold) is the
+same. Its logits are ``[log(1 - p), log(p)]``: near p = 1, ``1 - p`` keeps few float32 digits,
+so a logit tolerance would fail on rounding alone.
 """
 
 from __future__ import annotations
@@ -18,6 +25,16 @@ import torch
 
 RUNTIMES = {"pt": "eager torch", "ptl": "lite interpreter", "pte": "ExecuTorch runtime",
             "bpte": "ExecuTorch runtime"}
+# An ensemble's p against the scipy reference: the single-model fp32 rule carried to p. Order
+# statistics and the Harrell-Davis mean (weights >= 0, summing to 1) are 1-Lipschitz in the
+# max norm, so p moves at most as much as the members' p do, and a member's p =
+# sigmoid(l1 - l0) moves by at most a quarter of the change in l1 - l0, which logits within
+# 1e-4 bound by 2e-4: an ensemble of members that each pass the fp32 rule is within 5e-5.
+# Measured: fp32 runtimes differ by about 1e-6 in the demo model's logits (p: 2.5e-7); the
+# sharpened random members of the tests (logits up to +-12) differ by 5e-5 in the logits and
+# 2e-5 in p on generated OSDB windows, the 3-member ensemble's p by 9e-6. A changed quantile
+# or member weight moves p by 1e-3 and more.
+ENSEMBLE_P_ATOL = 5e-5
 
 
 @dataclass
@@ -36,6 +53,7 @@ class Tolerance:
     int8_min_positive_kept: float = 0.9
     int8_min_sqnr_db: float = 15.0
     hold_to: str = "auto"
+    ensemble_p_atol: float = ENSEMBLE_P_ATOL  # hd_ensemble files: largest p difference
 
     def kind(self, quantization: str | None) -> str | None:
         """The tolerance kind a file of this `quantization` is judged by (None = fp32)."""
@@ -61,6 +79,10 @@ class FormatParity:
     sqnr_db: float | None = None
     positive_agreement: float | None = None
     failure: str | None = None  # what exceeded the tolerance, and by how much
+    # what the file was compared with when not the eager model's logits (ensembles: the scipy
+    # Harrell-Davis estimate; then `atol` is the p tolerance and the logit differences are
+    # reported, not judged)
+    reference: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -243,6 +265,10 @@ def validate_artefacts(model: torch.nn.Module, artefacts: dict[str, Path], windo
     from osdml.errors import InputError
 
     tol = tolerance or Tolerance(fp32_atol=atol)
+    if is_hd_ensemble(model):
+        return validate_ensemble(model, artefacts, windows, threshold=threshold,
+                                 p_atol=tol.ensemble_p_atol, logits_out=logits_out,
+                                 raise_input_errors=raise_input_errors)
     reference = eager_logits(model, windows)
     if logits_out is not None:
         logits_out["eager"] = reference
@@ -276,11 +302,136 @@ def _broken(fmt, path, runtime, windows, tol) -> FormatParity:
                         tol.fp32_atol, False, f"{type(e).__name__}: {str(e).splitlines()[0]}")
 
 
+# --------------------------------------------------------------------------- ensembles
+
+def is_hd_ensemble(model: Any) -> bool:
+    """Whether `model` is a Harrell-Davis ensemble (``osdml.models.ensemble``)."""
+    from osdml.models.ensemble import HarrellDavisEnsemble
+
+    return isinstance(model, HarrellDavisEnsemble)
+
+
+def hd_reference(model, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ensemble's p computed apart from its graph: each member's eager logits ->
+    softmax[1] (float64) -> ``scipy.stats.mstats.hdquantiles`` over the members at the
+    ensemble's quantile -> clamped to [eps, 1 - eps] as the graph clamps it.
+
+    Parameters
+    ----------
+    model : HarrellDavisEnsemble
+    windows : ndarray of shape (n, 1, L), float32
+
+    Returns
+    -------
+    (p_ref, member_p)
+        ``p_ref`` of shape (n,), float64; ``member_p`` of shape (n_members, n), float64.
+        With one member (scipy gives no value for fewer than 2) p_ref is its p.
+
+    Notes
+    -----
+    Harrell-Davis quantile ensemble: Spahr et al., Epilepsia 2025, doi:10.1111/epi.18406.
+    """
+    from scipy.stats.mstats import hdquantiles
+
+    member_p = np.stack([_softmax(eager_logits(m, windows).astype(np.float64))[:, 1]
+                         for m in model.members]) if len(windows) else \
+        np.empty((len(model.members), 0))
+    if len(model.members) == 1 or not len(windows):
+        hd = member_p[0].copy()
+    else:
+        hd = np.ma.filled(hdquantiles(member_p, prob=[model.quantile], axis=0), np.nan)
+        hd = np.asarray(hd, dtype=np.float64).reshape(-1)
+    return np.clip(hd, model.eps, 1.0 - model.eps), member_p
+
+
+def validate_ensemble(model, artefacts: dict[str, Path], windows: np.ndarray, *,
+                      threshold: float = 0.5, p_atol: float = ENSEMBLE_P_ATOL,
+                      logits_out: dict[str, np.ndarray] | None = None,
+                      raise_input_errors: bool = False) -> list[FormatParity]:
+    """Check each artefact of a Harrell-Davis ensemble, in its own runtime, on p.
+
+    The reference is ``hd_reference``: the members' eager p combined by scipy, not the
+    ensemble's own graph. Each artefact runs one window at a time; its p = softmax(logits)[1]
+    (float64) passes when ``max |p - p_ref| <= p_atol`` and every decision ``p > threshold``
+    (strictly, as the app decides) equals the reference's.
+
+    Parameters
+    ----------
+    model : HarrellDavisEnsemble
+        Eager, with the members the artefacts were made from.
+    artefacts : dict of format -> path
+        ``"pt"``, ``"ptl"``, ``"pte"`` or ``"bpte"``.
+    windows : ndarray of shape (n, 1, L), float32
+    threshold : float, default=0.5
+    p_atol : float, default=ENSEMBLE_P_ATOL (5e-5)
+    logits_out : dict, optional
+        Filled with each artefact's logits under its format, and the eager ensemble's (its
+        own graph in torch) under ``"eager"``.
+    raise_input_errors : bool, default=False
+        Raise an ``InputError`` (a window the program does not take) instead of recording it.
+
+    Returns
+    -------
+    list of FormatParity
+        ``max_prob_diff`` and ``decision_agreement`` are judged, ``atol`` is `p_atol`,
+        ``reference`` names the scipy reference; the logit differences (against
+        ``[log(1 - p_ref), log(p_ref)]``) are reported only.
+    """
+    from osdml.errors import InputError
+
+    p_ref, _ = hd_reference(model, windows)
+    ref_logits = np.stack([np.log1p(-p_ref), np.log(p_ref)], axis=1)
+    if logits_out is not None:
+        logits_out["eager"] = eager_logits(model, windows)
+    what = (f"scipy hdquantiles (q={model.quantile:g}) of {len(model.members)} member(s)' "
+            "eager p")
+    tol = Tolerance(fp32_atol=p_atol)
+    results = []
+    for fmt, path in artefacts.items():
+        runtime = RUNTIMES.get(fmt, fmt)
+        try:
+            quant = artefact_quantization(fmt, path)
+            got = artefact_logits(fmt, path, windows)
+            if logits_out is not None:
+                logits_out[fmt] = got
+            p = _softmax(got.astype(np.float64))[:, 1]
+            diff = np.abs(ref_logits - got.astype(np.float64))
+            positives = p_ref > threshold
+            c = {"max_abs_logit_diff": float(diff.max()) if len(p) else 0.0,
+                 "max_rel_logit_diff": float((diff / np.maximum(np.abs(ref_logits), 1e-6)).max())
+                 if len(p) else 0.0,
+                 "max_prob_diff": float(np.abs(p - p_ref).max()) if len(p) else 0.0,
+                 "decision_agreement": float(np.mean(positives == (p > threshold)))
+                 if len(p) else 1.0,
+                 "positive_agreement": (float(np.mean(p[positives] > threshold))
+                                        if positives.any() else None)}
+            failure = None
+            if c["max_prob_diff"] > p_atol:
+                failure = (f"max p difference {c['max_prob_diff']:.3g} against {what} "
+                           f"(ensemble p tolerance {p_atol:g})")
+            elif c["decision_agreement"] < 1.0:
+                failure = (f"decisions (p > {threshold:g}) agree on "
+                           f"{c['decision_agreement']:.1%} of windows (needs 100%)")
+            results.append(FormatParity(fmt, str(path), runtime, len(windows), **c,
+                                        atol=p_atol, passed=failure is None,
+                                        quantization=quant, failure=failure, reference=what))
+        except InputError:
+            if raise_input_errors:
+                raise
+            results.append(_broken(fmt, path, runtime, windows, tol))
+            results[-1].reference = what
+        except Exception:  # reported per artefact
+            results.append(_broken(fmt, path, runtime, windows, tol))
+            results[-1].reference = what
+    return results
+
+
 def run_folder_windows(run_dir: Path, window_samples: int, hop_samples: int,
                        n: int) -> tuple[np.ndarray, str] | None:
     """Up to `n` windows of the test part recorded in an osdml run folder (``config.toml``
     names the data files, ``split.json`` the test events), or None when `run_dir` is not a run
-    folder.
+    folder. For an ensemble folder (``members/<name>/`` run folders beside ``ensemble.pt``),
+    the windows of the first member that has them.
 
     Raises
     ------
@@ -295,6 +446,11 @@ def run_folder_windows(run_dir: Path, window_samples: int, hop_samples: int,
     from osdml.errors import InputError
 
     if not ((run_dir / "config.toml").is_file() and (run_dir / "split.json").is_file()):
+        # an ensemble folder (osdml.export.ensemble): its members are run folders
+        for member in sorted(p for p in (run_dir / "members").glob("*") if p.is_dir()):
+            found = run_folder_windows(member, window_samples, hop_samples, n)
+            if found is not None:
+                return found[0], f"{found[1]}, a member of the ensemble in {run_dir}"
         return None
     cfg = load_config(run_dir / "config.toml")
     if not cfg.data.files:

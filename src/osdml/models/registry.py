@@ -12,21 +12,33 @@ from collections.abc import Callable
 from typing import Any
 
 _MODELS: dict[str, Callable[..., Any]] = {}
+_COMPOSITE: set[str] = set()  # built from other models' specs (ensembles): not trained as such
 
 
-def register_model(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Register `fn` under its function name; re-registering a name warns."""
-    name = fn.__name__
-    if name in _MODELS and _MODELS[name] is not fn:
-        warnings.warn(f"model {name!r} registered again by {fn.__module__}", stacklevel=2)
-    _MODELS[name] = fn
-    return fn
+def register_model(fn: Callable[..., Any] | None = None, *, composite: bool = False):
+    """Register `fn` under its function name; re-registering a name warns.
+
+    Use as ``@register_model``, or ``@register_model(composite=True)`` for a model assembled
+    from other registered models (an ensemble): it is built by ``create_model`` like any other,
+    but ``list_models()`` leaves it out, since it cannot be trained from a configuration.
+    """
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        name = fn.__name__
+        if name in _MODELS and _MODELS[name] is not fn:
+            warnings.warn(f"model {name!r} registered again by {fn.__module__}", stacklevel=3)
+        _MODELS[name] = fn
+        if composite:
+            _COMPOSITE.add(name)
+        return fn
+
+    return register if fn is None else register(fn)
 
 
-def list_models() -> list[str]:
-    """Names of the registered architectures, sorted."""
+def list_models(*, composite: bool = False) -> list[str]:
+    """Names of the registered architectures that train from a configuration, sorted; with
+    `composite`, also those assembled from other models (``hd_ensemble``)."""
     _load_builtin()
-    return sorted(_MODELS)
+    return sorted(n for n in _MODELS if composite or n not in _COMPOSITE)
 
 
 def create_model(name: str, **kwargs: Any):
@@ -45,4 +57,4 @@ def create_model(name: str, **kwargs: Any):
 
 
 def _load_builtin() -> None:
-    from osdml.models import deep_epi_cnn  # noqa: F401  (registers itself)
+    from osdml.models import deep_epi_cnn, ensemble  # noqa: F401  (they register themselves)
