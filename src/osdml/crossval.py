@@ -69,6 +69,9 @@ FOLD_METRICS = {
     "osd_far_24h": ("test_app", "osd", "far_24h"),
     "combined_event_sensitivity": ("test_app", "combined", "sensitivity"),
     "combined_far_24h": ("test_app", "combined", "far_24h"),
+    # the paper's event scoring (Spahr et al. 2025, osdml.evaluate.paper) on the same votes
+    "test_paper_sensitivity": ("test_paper", "sensitivity"),
+    "test_paper_far_24h": ("test_paper", "far_24h"),
 }
 
 
@@ -469,7 +472,8 @@ def _fold_line(s: dict[str, Any]) -> str:
             f"{_f(r['val_event_sensitivity'])}, {_f(r['val_far_24h'])} false alarms/24h; test "
             f"event sensitivity {_f(r['test_event_sensitivity'])}, "
             f"{_f(r['test_far_24h'])} false alarms/24h (OSD algorithm "
-            f"{_f(r['osd_event_sensitivity'])}, {_f(r['osd_far_24h'])}){warn}")
+            f"{_f(r['osd_event_sensitivity'])}, {_f(r['osd_far_24h'])}; paper scoring "
+            f"{_f(r['test_paper_sensitivity'])}, {_f(r['test_paper_far_24h'])}){warn}")
 
 
 # --------------------------------------------------------------------------- files

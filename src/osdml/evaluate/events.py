@@ -55,6 +55,9 @@ class EventTrace:
         Recording time of the event: datapoints kept x 5 s.
     seizure_start_s : float or None
         Start of the seizure from ``seizureTimes`` (s, same reference as ``t_s``).
+    seizure_end_s : float or None
+        End of the seizure from ``seizureTimes`` (s, same reference as ``t_s``); used by the
+        paper's scoring (``osdml.evaluate.paper``). Default None (not recorded).
     t_s : np.ndarray of shape (n,), float64
         Time of each datapoint (its last sample), s.
     p : np.ndarray of shape (n_models, n), float32
@@ -90,6 +93,7 @@ class EventTrace:
     recorded_state: np.ndarray
     datapoint: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     data_time_s: np.ndarray = field(default_factory=lambda: np.empty(0))
+    seizure_end_s: float | None = None
 
     @property
     def n(self) -> int:
@@ -277,7 +281,8 @@ def event_trace(streams, event_index: int, label: int, p: np.ndarray,
         movement_pct=per_dp(streams.dp_movement_pct, np.inf, np.float64),
         osd=per_dp(streams.dp_osd, -1, np.int64, 6),
         recorded_state=per_dp(streams.dp_alarm_state, -1, np.int8),
-        datapoint=dps.astype(np.int64), data_time_s=data_time)
+        datapoint=dps.astype(np.int64), data_time_s=data_time,
+        seizure_end_s=None if info.seizure_times is None else float(info.seizure_times[1]))
 
 
 def traces_for(streams, events: Sequence[int], labels: Sequence[int], input_size: int,
@@ -360,7 +365,8 @@ EVENT_COLUMNS = ("part", "id", "user", "type", "subtype", "label", "tonic_clonic
                  "warning", "alarm", "alarms", "first_alarm_s", "latency_s", "osd_alarm",
                  "osd_alarms", "osd_latency_s", "combined_alarm", "combined_alarms",
                  "combined_latency_s", "recorded_alarm", "recorded_alarms",
-                 "recorded_latency_s", "states", "osd_states", "combined_states")
+                 "recorded_latency_s", "states", "osd_states", "combined_states",
+                 "paper_detected", "paper_false_alarms", "paper_latency_s")
 
 
 def write_events_csv(path: Path, rows: list[dict[str, Any]],

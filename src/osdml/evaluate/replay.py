@@ -12,8 +12,9 @@ starting from OK for each event. Like the app, a gap in the recording does not r
 
 Each model alone is scored with its own settings (the threshold and gate tuned into its spec,
 or the app's defaults), the OSD algorithm alone and all models + OSD combined with the common
-settings. Formats of one model (the same spec) must give identical alarm histories;
-``compare_histories`` says where they do not.
+settings. Each model alone is also scored by the event rule of Spahr et al. (Epilepsia 2025,
+``osdml.evaluate.paper``) on the same votes. Formats of one model (the same spec) must give
+identical alarm histories; ``compare_histories`` says where they do not.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 from osdml.app.engine import AppSettings
 from osdml.evaluate.events import EventTrace, buffer_windows, event_trace, score_trace
 from osdml.evaluate.metrics import event_summary
+from osdml.evaluate.paper import paper_columns, paper_scores
 
 RUNTIMES = {"pt": "eager torch", "ptl": "lite interpreter", "pte": "ExecuTorch",
             "bpte": "ExecuTorch", "tflite": "LiteRT"}
@@ -36,7 +38,8 @@ REPLAY_COLUMNS = ("id", "user", "type", "subtype", "label", "model", "format",
                   "gated", "max_p", "alarm", "warning", "alarms", "first_alarm_s", "latency_s",
                   "states", "osd_alarm", "osd_alarms", "osd_latency_s", "osd_states",
                   "combined_alarm", "combined_alarms", "combined_latency_s", "combined_states",
-                  "recorded_alarm", "recorded_alarms", "recorded_latency_s")
+                  "recorded_alarm", "recorded_alarms", "recorded_latency_s",
+                  "paper_detected", "paper_false_alarms", "paper_latency_s")
 
 
 @dataclass
@@ -61,8 +64,11 @@ class ReplayModel:
 @dataclass
 class Replay:
     """Models replayed over events: ``traces`` (one per event, a row of p per model),
-    ``rows`` (model name -> ``score_trace`` rows), ``settings`` (the common settings of the
-    OSD-alone and combined results) and ``summary``."""
+    ``rows`` (model name -> ``score_trace`` rows, with the paper's per-event columns
+    ``paper_detected``, ``paper_false_alarms``, ``paper_latency_s``), ``settings`` (the common
+    settings of the OSD-alone and combined results) and ``summary`` (per model ``events``, the
+    app engine's ``event_summary``, and ``paper``, the ``osdml.evaluate.paper`` summary of
+    Spahr et al. 2025 on the same votes)."""
 
     models: list[ReplayModel]
     settings: AppSettings
@@ -201,6 +207,11 @@ def replay(models: Sequence[ReplayModel], streams, events: Sequence[int],
             progress(k + 1)
     rows = {m.name: [score_trace(t, m.settings, i, settings) for t in traces]
             for i, m in enumerate(models)}
+    # the paper's event rule (Spahr et al. 2025) on each model's own votes
+    paper = {m.name: paper_scores(traces, m.settings, i) for i, m in enumerate(models)}
+    for m in models:
+        for r, pr in zip(rows[m.name], paper[m.name]["events"], strict=True):
+            r.update(paper_columns(pr))
     first = rows[names[0]] if names else []
     summary = {
         "settings": settings.to_dict(), "n_events": len(traces),
@@ -209,7 +220,8 @@ def replay(models: Sequence[ReplayModel], streams, events: Sequence[int],
         "models": [{"model": str(m.path), "name": m.name, "format": m.format,
                     "runtime": m.runtime, "input_size": m.input_size,
                     "settings": m.settings.to_dict(), "spec": m.spec_json is not None,
-                    "events": event_summary(rows[m.name])} for m in models],
+                    "events": event_summary(rows[m.name]),
+                    "paper": paper[m.name]["summary"]} for m in models],
         "osd": event_summary(first)["osd"] if first else None,
         "combined": event_summary(first)["combined"] if first else None,
         "recorded": event_summary(first)["recorded"] if first else None,

@@ -15,17 +15,19 @@ import numpy as np
 from osdml.app.engine import AppSettings
 from osdml.evaluate.events import EventTrace, event_acceleration, score_trace
 from osdml.evaluate.metrics import event_summary, threshold_sweep
+from osdml.evaluate.paper import paper_scores, paper_summary, paper_table
 from osdml.fileio import write_json
 
 FOLD_COLUMNS = ["fold", "epoch", "threshold %", "gate %", "val event sens.", "val FAR/24h",
                 "test window sens.", "test window FPR", "ROC AUC", "test event sens.",
                 "test FAR/24h", "latency s", "OSD sens.", "OSD FAR/24h", "model+OSD sens.",
-                "model+OSD FAR/24h"]
+                "model+OSD FAR/24h", "paper sens.", "paper FAR/24h"]
 FOLD_KEYS = ["chosen_epoch", "threshold_pct", "gate_pct", "val_event_sensitivity",
              "val_far_24h", "test_window_sensitivity", "test_window_fpr",
              "test_window_roc_auc", "test_event_sensitivity", "test_far_24h",
              "test_latency_mean_s", "osd_event_sensitivity", "osd_far_24h",
-             "combined_event_sensitivity", "combined_far_24h"]
+             "combined_event_sensitivity", "combined_far_24h", "test_paper_sensitivity",
+             "test_paper_far_24h"]
 
 
 def fold_predictions(fold_dir: Path, streams, part: str = "test"):
@@ -95,6 +97,7 @@ def write_run_report(result, streams, selection, cfg) -> tuple[Path, Path]:
     best_settings = fold_settings(result.folds[result.best], cfg)
     # ------------------------------------------------------------ pooled out-of-fold test
     traces_by_fold, roc, confusion, sweeps, rows, settings_of = {}, {}, {}, {}, [], {}
+    paper_by_fold: dict[str, dict] = {}  # the paper's scoring, each fold with its settings
     for name in result.outer:
         got = _fold_traces(run_dir / "folds" / name, streams, selection, splits[name].test, cfg)
         if got is None:
@@ -107,12 +110,15 @@ def write_run_report(result, streams, selection, cfg) -> tuple[Path, Path]:
         confusion[f"{name} windows"] = _cm(labels, pred)
         fold_rows = [score_trace(t, settings) for t in traces]
         rows += fold_rows
+        paper_by_fold[name] = paper_scores(traces, settings)
         settings_of.update({t.id: settings for t in traces})
         confusion[f"{name} events (alarm)"] = _cm([r["label"] for r in fold_rows],
                                                   [int(r["alarm"]) for r in fold_rows])
         sweeps[f"{name} (gate {settings.gate_pct:g} %)"] = threshold_sweep(traces, settings)
     pooled = [t for ts in traces_by_fold.values() for t in ts]
     pooled_summary = event_summary(rows)
+    paper_rows = [r for f in paper_by_fold.values() for r in f["events"]]
+    pooled_paper = paper_summary(paper_rows)
     if len(traces_by_fold) > 1:
         sweeps[f"all folds (out-of-fold, gate {best_settings.gate_pct:g} %)"] = \
             threshold_sweep(pooled, best_settings)
@@ -156,6 +162,11 @@ def write_run_report(result, streams, selection, cfg) -> tuple[Path, Path]:
                 [[k, v["mean"], v["std"], v["n"]] for k, v in result.stats.items()]),
                ("h2", "Out-of-fold test events by the app's engine"),
                ("table", *_summary_table(pooled_summary)),
+               ("h2", "Paper scoring (Spahr et al. 2025)"),
+               ("table", *paper_table([*((n, f["summary"]) for n, f in paper_by_fold.items()),
+                                       ("all folds (out-of-fold)", pooled_paper)],
+                                      label="fold")),
+               ("p", _PAPER_NOTE.format(**pooled_paper)),
                ("h2", "Per user"), ("table", *_group_table(pooled_summary["per_user"], "user")),
                ("h2", "Per seizure subtype"),
                ("table", *_group_table(pooled_summary["per_subtype"], "subtype")),
@@ -168,7 +179,11 @@ def write_run_report(result, streams, selection, cfg) -> tuple[Path, Path]:
     blocks += [("image", run_dir / "folds" / n / "training.png", n) for n in s["splits"]]
     blocks += _timeline_blocks(timelines)
     blocks += [("h2", "Best model"), ("p", f"Copied to {run_dir / 'best'} (see manifest.json).")]
-    write_json(run_dir / "pooled_test.json", {"summary": pooled_summary, "events": rows})
+    write_json(run_dir / "pooled_test.json", {
+        "summary": pooled_summary, "events": rows,
+        "paper": {"summary": pooled_paper,
+                  "folds": {n: f["summary"] for n, f in paper_by_fold.items()},
+                  "events": paper_rows}})
     return rp.write_report(run_dir / "report.md", run_dir / "report.html",
                            f"Cross-validation run {run_dir.name}", blocks)
 
@@ -228,6 +243,11 @@ def write_replay_report(out_dir: Path, result, streams, timelines: int = 4
               "specPower and roiPower: its re-run could not be compared."),
         *[("p", f"Note: {note}") for note in s["notes"]],
         ("h2", "Events by the app's engine"), ("table", *_replay_table(s)),
+        ("h2", "Paper scoring (Spahr et al. 2025)"),
+        ("table", *paper_table([(m["name"] + " alone", m["paper"]) for m in s["models"]],
+                               label="model")),
+        ("p", _PAPER_NOTE.format(**(s["models"][0]["paper"] if s["models"] else
+                                    paper_summary([])))),
         ("h2", f"Per user ({first.name})"), ("table", *_group_table(ev["per_user"], "user")),
         ("h2", f"Per seizure subtype ({first.name})"),
         ("table", *_group_table(ev["per_subtype"], "subtype")),
@@ -253,6 +273,16 @@ def _replay_table(s: dict[str, Any]) -> tuple[list[str], list[list]]:
 
 
 # --------------------------------------------------------------------------- pieces
+
+_PAPER_NOTE = (
+    "The event rule of Spahr et al. (Epilepsia 2025, doi 10.1111/epi.18406, section 2.7) on the "
+    "same votes as the app's engine (movement gate, then p > threshold, each model alone): a "
+    "seizure is detected when some positive datapoint lies within its seizureTimes padded by "
+    "{t_before_s:g} s before and {t_after_s:g} s after (the whole event without seizureTimes); "
+    "positives outside are false positives, merged into events at most {t_max_s:g} s long and "
+    "at least {t_max_s:g} s apart; FAR/24h over all recording (seizure events included). "
+    "95 % intervals are Wald intervals. The app's engine instead needs the alarm counter to "
+    "reach ALARM, anywhere in the event.")
 
 def _cm(labels, pred) -> np.ndarray:
     from sklearn.metrics import confusion_matrix
