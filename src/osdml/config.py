@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from osdml.errors import InputError
 
@@ -163,6 +163,31 @@ class AugmentConfig(_Section):
     seed: int = Field(42, ge=0, lt=2**32, description="Seed of the augmentation random numbers.")
 
 
+class LabelConfig(_Section):
+    """Window labels of seizure events from their ``seizureTimes`` (``osdml.data.labels``).
+
+    Off by default: every window of a seizure event is a seizure window. When on, a window of a
+    seizure event that has ``seizureTimes`` ([start, end] s after the event's ``dataTime``) is
+    a seizure window when its 30 s span overlaps [start - margin_s, end + margin_s]; the others are
+    left out (``exclude``) or labelled non-seizure (``negative``). Seizure events without
+    ``seizureTimes`` keep the whole-event label; non-seizure events are not touched. Applies to
+    training (augmented copies included), validation and test windows; alarms (the app's
+    engine, per event) do not change. Not to be confused with ``data.selection.labels`` (event
+    type -> class).
+    """
+
+    use_seizure_times: bool = Field(
+        False, description="Label the windows of seizure events that have seizureTimes by "
+        "whether they overlap the seizure (false: every window of a seizure event is a seizure "
+        "window).")
+    margin_s: float = Field(
+        0.0, ge=0, le=3600, description="Seconds added before the seizure start and after its "
+        "end before windows are compared with it.")
+    outside: Literal["exclude", "negative"] = Field(
+        "exclude", description="Windows of such a seizure event wholly outside the widened "
+        "seizure: exclude (left out of training and window metrics) or negative (labelled 0).")
+
+
 class DataConfig(_Section):
     """Everything from OSDB files to labelled, split, augmented windows."""
 
@@ -173,6 +198,7 @@ class DataConfig(_Section):
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    labels: LabelConfig = Field(default_factory=LabelConfig)
 
 
 class ModelConfig(_Section):
@@ -356,6 +382,57 @@ class ExecutorConfig(_Section):
                                  "training (fractions share a GPU).")
 
 
+PAPER_QUANTILES = [round(0.1 * i, 1) for i in range(11)]
+
+
+class EnsembleConfig(_Section):
+    """Ensembles (``osdml ensemble``): the method of Spahr et al., Epilepsia 2025
+    (doi 10.1111/epi.18406).
+
+    The test users (``data.split.test_fraction`` of the users, seed ``data.split.seed``) are
+    held out first. Each of ``members`` models trains on its own random user-level
+    train / validation split of the other users: users are drawn into validation, those seldom
+    drawn before first, until it holds ``val_seizures`` seizure events (unset:
+    ``data.split.val_fraction`` of the users). The ``keep`` members nearest to
+    (sensitivity 1, 0 false alarms per day) on their own validation part are kept; their
+    p(seizure) are combined by the Harrell-Davis quantile ``q``, chosen among ``quantile`` on
+    the kept members' validation events; a window is positive when the ensemble's p exceeds
+    ``threshold``. ``scoring`` says which event scoring judges members and quantiles: the
+    paper's (``paper``: seizure interval padded 120 s before and 10 s after, false alarms in
+    150 s pieces) or the app's alarm engine (``app``).
+    """
+
+    members: int = Field(30, ge=1, le=200, description="Models trained, each on its own "
+                         "random user-level train / validation split.")
+    keep: int = Field(10, ge=1, le=200, description="Members kept: the nearest to "
+                      "(sensitivity 1, FAR 0) on their validation part.")
+    quantile: list[Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=lambda: list(PAPER_QUANTILES), min_length=1,
+        description="Harrell-Davis quantile(s) q to choose from on validation (one value: "
+        "that q).")
+    val_seizures: int | None = Field(None, ge=1, description="Seizure events in each member's "
+                                     "validation part (unset: data.split.val_fraction of the "
+                                     "users).")
+    threshold: float = Field(0.5, gt=0, lt=1, description="A window is positive when the "
+                             "ensemble's p(seizure) exceeds it (the paper: 0.5).")
+    scoring: Literal["paper", "app"] = Field(
+        "paper", description="Event scoring that ranks members and chooses q: paper "
+        "(Spahr et al. 2025) or app (the app's alarm engine).")
+    seed: int = Field(0, ge=0, lt=2**32, description="Seed of the members' train / "
+                      "validation splits (member i trains with train.seed + i).")
+
+    @field_validator("quantile", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return [v] if isinstance(v, int | float) else v
+
+    @model_validator(mode="after")
+    def _keep_le_members(self) -> EnsembleConfig:
+        if self.keep > self.members:
+            raise ValueError(f"keep={self.keep} exceeds members={self.members}")
+        return self
+
+
 class RunConfig(_Section):
     """The whole run configuration: data, model, training, export, evaluation, the app and
     where trainings run."""
@@ -367,6 +444,7 @@ class RunConfig(_Section):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     app: AppConfig = Field(default_factory=AppConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
 
     @model_validator(mode="after")
     def _whole_samples(self) -> RunConfig:

@@ -2,6 +2,21 @@
 
 Every key of the old file is either mapped to an osdml key or listed as ignored with the
 reason, so nothing is dropped silently. Keys starting with ``_`` are comments.
+
+Seizure times. The current nnTraining2 ``flattenData.py`` keeps only the datapoints that overlap
+an event's ``seizureTimes`` widened by a margin when ``useSeizureTimesConstraint`` is true;
+``seizureTimeMarginSeconds`` is the margin (its example configuration puts both in
+``dataProcessing``; a top-level key is read too). They map to ``[data.labels]``
+``use_seizure_times`` and ``margin_s``, with ``outside = "exclude"`` (osdml's default: the
+windows outside are left out, as nnTraining2 drops the datapoints). Where the two differ:
+nnTraining2 measures ``seizureTimes`` from the end of the event's earliest datapoint, osdml from
+the event's ``dataTime`` (the OSDB convention; ``osdml.data.labels``); nnTraining2 also
+constrains events without ``seizureTimes`` (to [-30, 30] s) and of every type, osdml only
+seizure events that have ``seizureTimes`` (the others keep the whole-event label). The older
+``dataProcessing.seizureTimeRange`` ([-20, 20]) is not a margin: nnTrainer.py (nnTraining)
+and nnTraining2's ``flattenData.py`` of Dec 2024 - Aug 2025 used it as the interval, relative
+to the event's ``dataTime``, kept for seizure events *without* ``seizureTimes``; nnTraining2 no
+longer reads it. It is listed as ignored.
 """
 
 from __future__ import annotations
@@ -74,6 +89,10 @@ _DIRECT: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "osdbConfig.invalidEvents": ("data.selection.invalid_event_ids", _ids),
     "dataProcessing.noiseAugmentationValue": ("data.augment.noise_sigma_mg", _float),
     "dataProcessing.userAugmentation": ("data.augment.user_balance", _bool),
+    "dataProcessing.useSeizureTimesConstraint": ("data.labels.use_seizure_times", _bool),
+    "dataProcessing.seizureTimeMarginSeconds": ("data.labels.margin_s", _float),
+    "useSeizureTimesConstraint": ("data.labels.use_seizure_times", _bool),
+    "seizureTimeMarginSeconds": ("data.labels.margin_s", _float),
     "modelConfig.sampleFreq": ("data.reader.sample_rate_hz", _float),
     "modelConfig.bufferSeconds": ("data.windows.window_s", _float),
     "modelConfig.epochs": ("train.max_epochs", _int),
@@ -111,6 +130,10 @@ _IGNORED = {
     "dataProcessing.highPassFreq": "osdml feeds unfiltered magnitude, as the app does",
     "dataProcessing.highPassOrder": "osdml feeds unfiltered magnitude, as the app does",
     "eventFilters.requireO2SatData": "osdml does not select events on oxygen saturation",
+    "dataProcessing.seizureTimeRange": "an interval kept for seizure events without "
+                                       "seizureTimes, unused by current nnTraining2; osdml "
+                                       "keeps the whole-event label for those events "
+                                       "([data.labels])",
     "modelConfig.framework": "osdml is PyTorch only",
     "modelConfig.modelFname": "artefacts are always model.pt / .ptl / .pte in the run folder",
     "modelConfig.nLayers": "DeepEpiCnn always has 14 convolution layers",

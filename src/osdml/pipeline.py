@@ -189,38 +189,56 @@ def _resume_run(out: Path, config: RunConfig | None, files, placement=None,
 
 @dataclass
 class SplitWindows:
-    """The windows of one split: training (with augmented copies), validation and test."""
+    """The windows of one split: training (with augmented copies), validation and test.
+
+    ``labels``: what seizure-time labelling (``[data.labels]``, ``osdml.data.labels``) did to
+    each part, ``LabelCounts.to_dict()`` by part (``train``, ``train_copies``, ``validation``,
+    ``test``); empty when it is off.
+    """
 
     train: WindowSet
     val: Windows
     test: Windows
     augmentation: dict[str, int]
+    labels: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def split_windows(streams, selection, split, cfg: RunConfig) -> SplitWindows:
-    """Augment the training events and index the windows of each part of `split`.
+    """Augment the training events and index the windows of each part of `split`, labelled
+    by ``[data.labels]`` (``osdml.data.labels.seizure_time_labels``) in every part.
 
     Raises
     ------
     InputError
         If a part has no windows, or training / validation lacks a class.
     """
+    from osdml.data.labels import seizure_time_labels
+
     window, hop = cfg.data.windows.samples(cfg.data.reader.sample_rate_hz)
     aug = augment_training(streams, selection, split.train, cfg.data.augment, window, hop)
     copies = aug.copies
-    train = WindowSet([make_windows(streams, aug.train, selection.labels_for(aug.train),
-                                    window, hop),
-                       make_windows(copies, np.arange(copies.n_events),
-                                    np.ones(copies.n_events, dtype=np.int64), window, hop)])
-    val, test = (make_windows(streams, idx, selection.labels_for(idx), window, hop)
-                 for idx in (split.val, split.test))
+    rule = cfg.data.labels
+    own = seizure_time_labels(make_windows(streams, aug.train, selection.labels_for(aug.train),
+                                           window, hop), rule)
+    copied = seizure_time_labels(make_windows(copies, np.arange(copies.n_events),
+                                              np.ones(copies.n_events, dtype=np.int64),
+                                              window, hop),
+                                 rule, source=streams, source_starts=aug.source_starts)
+    train = WindowSet([own.windows, copied.windows])
+    val_l, test_l = (seizure_time_labels(make_windows(streams, idx, selection.labels_for(idx),
+                                                      window, hop), rule)
+                     for idx in (split.val, split.test))
+    val, test = val_l.windows, test_l.windows
+    labels = ({part: lw.counts.to_dict() for part, lw in (
+        ("train", own), ("train_copies", copied), ("validation", val_l), ("test", test_l))}
+        if rule.use_seizure_times else {})
     where = "" if split.name == "fold0" and split.inner is None else f"{split.name}: "
     try:
         _check_parts(train, val, test, window // cfg.data.reader.samples_per_datapoint + 1,
                      cfg.data.split.method)
     except InputError as e:
         raise InputError(where + str(e)) from None
-    return SplitWindows(train, val, test, dict(aug.counts))
+    return SplitWindows(train, val, test, dict(aug.counts), labels)
 
 
 def train_split(streams, selection, split, cfg: RunConfig, out: Path, *,
@@ -232,8 +250,10 @@ def train_split(streams, selection, split, cfg: RunConfig, out: Path, *,
     Writes ``metrics.csv``, ``training.png``, the artefacts, ``validation.json``,
     ``predictions.npz`` (p(seizure) of every validation and test window, and of every input the
     app's buffer gave the model), ``events.csv`` (one row per validation and test event by the
-    app's engine with the settings tuned on validation), ``sweep.json`` and ``summary.json``
-    last.
+    app's engine with the settings tuned on validation, and by the paper's event scoring,
+    ``osdml.evaluate.paper``), ``sweep.json`` and ``summary.json`` last; ``summary.json``'s
+    metrics carry ``validation_paper`` and ``test_paper`` (``paper_summary``) beside the app
+    engine's ``validation_events`` and ``test_app``.
     Training saves ``last.ckpt`` after every epoch; with `resume` it continues from there
     (it is removed once ``summary.json`` is written).
 
@@ -256,6 +276,7 @@ def train_split(streams, selection, split, cfg: RunConfig, out: Path, *,
     # ---------------------------------------------------------------- evaluate
     from osdml.evaluate.events import score_trace, write_events_csv
     from osdml.evaluate.metrics import event_summary, threshold_sweep, window_metrics
+    from osdml.evaluate.paper import paper_columns, paper_scores
 
     threshold = cfg.train.threshold
     p = {"validation": _p_seizure(result.model, val), "test": _p_seizure(result.model, test)}
@@ -265,11 +286,15 @@ def train_split(streams, selection, split, cfg: RunConfig, out: Path, *,
               for part, idx in (("validation", split.val), ("test", split.test))}
     tuned, tuning = tune_app(traces["validation"], cfg)
     settings, app_record = tuned.settings, tuned.record()
-    app, rows, sweeps = {}, [], {"tuning (validation)": tuning}
+    app, rows, sweeps, paper = {}, [], {"tuning (validation)": tuning}, {}
     for part, part_traces in traces.items():
         part_rows = [dict(score_trace(t, settings), part=part) for t in part_traces]
         rows += part_rows
         app[part] = event_summary(part_rows)
+        # the paper's event rule (Spahr et al. 2025) on the same votes (gate + threshold)
+        paper[part] = paper_scores(part_traces, settings)
+        for r, pr in zip(part_rows, paper[part]["events"], strict=True):
+            r.update(paper_columns(pr))
         sweeps[part] = threshold_sweep(part_traces, settings)
     metrics = {
         "validation": {k[4:]: v for k, v in result.chosen.items() if k.startswith("val_")},
@@ -277,6 +302,8 @@ def train_split(streams, selection, split, cfg: RunConfig, out: Path, *,
         "test_windows": window_metrics(test.labels, p["test"], threshold, cfg.train.f_beta),
         "test_app": app["test"],
         "app_settings": app_record,
+        "validation_paper": paper["validation"]["summary"],
+        "test_paper": paper["test"]["summary"],
     }
     with atomic_write(out / "predictions.npz", "wb") as f:
         np.savez_compressed(f, **{
@@ -300,7 +327,8 @@ def train_split(streams, selection, split, cfg: RunConfig, out: Path, *,
                               val.count_by_label(), "test": test.count_by_label()},
                   "augmentation": parts.augmentation, "chosen_epoch": result.chosen_epoch,
                   "epochs_run": result.epochs_run, "criterion": result.criterion,
-                  "seed": cfg.train.seed, "placement": result.placement},
+                  "seed": cfg.train.seed, "placement": result.placement,
+                  **({"seizure_time_labels": parts.labels} if parts.labels else {})},
         metrics={"validation": metrics["validation"], "test_windows": metrics["test_windows"],
                  "test_events": {k: app["test"][k] for k in ("model", "osd", "combined")}},
         app_settings=app_record,
@@ -351,7 +379,8 @@ def train_split(streams, selection, split, cfg: RunConfig, out: Path, *,
                "artefacts": {f: {"path": str(q), "size_bytes": sizes[f]}
                              for f, q in artefacts.items()},
                "missing": missing, "validation_passed": all(c.passed for c in checks),
-               "validation_windows": source}
+               "validation_windows": source,
+               **({"seizure_time_labels": parts.labels} if parts.labels else {})}
     write_json(out / "summary.json", summary)
     from osdml.train.fit import CHECKPOINT
 

@@ -74,7 +74,9 @@ def data_summary(files: Files, config: ConfigOpt = None, json_out: JsonOpt = Fal
     """Summarise OSDB files: what they hold and what was skipped.
 
     Events, datapoints, hours and windows by type, subType, user and data source; events and
-    windows per label after selection; every skipped or repaired item, with the reason."""
+    windows per label after selection; every skipped or repaired item, with the reason; with
+    [data.labels] use_seizure_times, how many seizure events are labelled by their
+    seizureTimes and how many windows that leaves out or makes non-seizure."""
     from osdml.config import load_config
     from osdml.data.filters import select_events
     from osdml.data.summary import summarize
@@ -83,7 +85,7 @@ def data_summary(files: Files, config: ConfigOpt = None, json_out: JsonOpt = Fal
     streams = read_osdb(files, cfg, no_cache, cache_dir)
     window, hop = cfg.data.windows.samples(cfg.data.reader.sample_rate_hz)
     summary = summarize(streams, select_events(streams, cfg.data.selection), window, hop,
-                        cfg.data.reader.datapoint_s)
+                        cfg.data.reader.datapoint_s, cfg.data.labels)
     if json_out:
         print_json(summary.to_dict())
         return
@@ -114,6 +116,15 @@ def _render_summary(s, labels: dict[str, int]) -> None:
     if s.excluded:
         con.print(make_table("Excluded by selection", ["reason", "events"],
                          [[k, v] for k, v in s.excluded.items()]))
+    if s.seizure_time_labels is not None:
+        c = s.seizure_time_labels
+        con.print(make_table("Seizure-time labels ([data.labels])", ["what", "count"], [
+            ["seizure events labelled by their seizureTimes", c["events_by_seizure_times"]],
+            ["  of those, with no window in the seizure", c["events_no_window_in_seizure"]],
+            ["  their windows overlapping the seizure", c["windows_in_seizure"]],
+            ["  their windows outside it, excluded", c["windows_excluded"]],
+            ["  their windows outside it, made non-seizure", c["windows_negative"]],
+            ["seizure events keeping the whole-event label", c["events_whole_event"]]]))
     r = s.report
     rows = ([[SKIP_REASONS.get(k, k), "events", v] for k, v in r["skipped_events"].items()]
             + [[SKIP_REASONS.get(k, k), "datapoints", v]

@@ -16,13 +16,17 @@ Steps, in order (each optional, ``AugmentConfig``):
 
 Originals are never modified. Every copy is a new event with a unique id (``407~n3`` is noise
 copy 3 of event 407; ``~u``, ``~p``, ``~o`` mark user-balance, phase and oversampling copies)
-that records its source event and what was done to it.
+that records its source event and what was done to it. Every step keeps the source's time
+axis (noise sample for sample, a phase shift by whole samples: ``Augmented.source_starts``), so
+the seizure-time labels of ``osdml.data.labels`` apply to copies as to their source; a future
+step that stretches or reorders time must mark its segments -1 there, and its copies then keep
+the whole-event label.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -38,6 +42,9 @@ SEIZURE = 1
 class _Copy:
     info: EventInfo
     segments: list[tuple[np.ndarray, np.ndarray | None]]  # (magnitude g float32, xyz mg or None)
+    # per segment: the sample of the source streams its first sample was copied from (its time
+    # is that sample's time), -1 when an augmentation changed the time axis
+    source_starts: list[int] = field(default_factory=list)
 
     def n_windows(self, window: int, hop: int) -> int:
         return sum(window_count(len(m), window, hop) for m, _ in self.segments)
@@ -56,11 +63,17 @@ class Augmented:
         The new events, in memory; all seizure events (label 1).
     counts : Counter
         Number of copies made by each step, and non-seizure events dropped.
+    source_starts : np.ndarray of shape (len(copies.segments),), int64
+        For each segment of `copies`: the sample of the source streams its first sample was
+        copied from, so that its samples have the source's times (``osdml.data.labels``); -1
+        when an augmentation changed the time axis. Every step here keeps it: noise and
+        copies sample for sample, a phase shift by a whole number of samples.
     """
 
     train: np.ndarray
     copies: EventStreams
     counts: Counter
+    source_starts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
 
 
 def augment_training(
@@ -131,22 +144,28 @@ def augment_training(
         counts["undersample_dropped"] = int(np.sum(labels != SEIZURE) - len(negatives))
 
     kept = np.sort(np.concatenate([train[labels == SEIZURE], negatives]))
-    return Augmented(kept, _assemble(made, streams.sample_rate_hz), counts)
+    copies, source_starts = _assemble(made, streams.sample_rate_hz)
+    return Augmented(kept, copies, counts, source_starts)
 
 
 def _original(streams: EventStreams, i: int) -> _Copy:
-    segs = []
+    segs, starts = [], []
     for s, n, x in streams.segment_rows(int(i)):
         xyz = None if x < 0 else streams.xyz[x:x + n]
         segs.append((streams.samples[s:s + n], xyz))
-    return _Copy(streams.events[int(i)], segs)
+        starts.append(int(s))
+    return _Copy(streams.events[int(i)], segs, starts)
 
 
-def _relabel(src: _Copy, suffix: str, what: str, segments=None) -> _Copy:
+def _relabel(src: _Copy, suffix: str, what: str, segments=None, source_starts=None) -> _Copy:
+    """A copy of `src`; `segments` (default: the same arrays) must keep the time axis of
+    `src` sample for sample unless `source_starts` (default: those of `src`) says otherwise
+    (-1: the samples' times are not known)."""
     info = src.info
     done = what if info.augmentation is None else f"{info.augmentation}+{what}"
     return _Copy(replace(info, id=info.id + suffix, source_event=info.root_id,
-                         augmentation=done), src.segments if segments is None else segments)
+                         augmentation=done), src.segments if segments is None else segments,
+                 list(src.source_starts if source_starts is None else source_starts))
 
 
 def _user_balance(positives: list[_Copy], rng, counts: Counter) -> list[_Copy]:
@@ -182,7 +201,8 @@ def _noisy(src: _Copy, k: int, sigma_mg: float, rng) -> _Copy:
 
 def _shifted(src: _Copy, shift: int) -> _Copy:
     segs = [(m[shift:], None if x is None else x[shift:]) for m, x in src.segments]
-    return _relabel(src, f"~p{shift}", f"phase(+{shift})", segs)
+    starts = [s + shift if s >= 0 else -1 for s in src.source_starts]
+    return _relabel(src, f"~p{shift}", f"phase(+{shift})", segs, starts)
 
 
 def _undersample(streams, negatives, max_windows, window, hop, rng) -> np.ndarray:
@@ -195,12 +215,15 @@ def _undersample(streams, negatives, max_windows, window, hop, rng) -> np.ndarra
     return np.array(kept, dtype=np.int64)
 
 
-def _assemble(copies: list[_Copy], sample_rate_hz: float) -> EventStreams:
-    """Pack copies into one in-memory ``EventStreams`` (no per-datapoint metadata)."""
-    samples, xyz_parts, segments, infos = [], [], [], []
+def _assemble(copies: list[_Copy], sample_rate_hz: float) -> tuple[EventStreams, np.ndarray]:
+    """Pack copies into one in-memory ``EventStreams`` (no per-datapoint metadata); also
+    return the source sample of each of its segments (``Augmented.source_starts``)."""
+    samples, xyz_parts, segments, infos, source_starts = [], [], [], [], []
     n_samples = n_xyz = 0
     for c in copies:
         seg_start = len(segments)
+        known = len(c.source_starts) == len(c.segments)
+        source_starts += list(c.source_starts) if known else [-1] * len(c.segments)
         for mag, xyz in c.segments:
             xyz_start = -1
             if xyz is not None:
@@ -211,7 +234,7 @@ def _assemble(copies: list[_Copy], sample_rate_hz: float) -> EventStreams:
             segments.append((n_samples, len(mag), xyz_start))
             n_samples += len(mag)
         infos.append(replace(c.info, seg_start=seg_start, seg_stop=len(segments)))
-    return EventStreams(
+    streams = EventStreams(
         events=infos,
         samples=np.concatenate(samples) if samples else np.empty(0, np.float32),
         segments=np.array(segments, dtype=np.int64).reshape(-1, 3),
@@ -219,3 +242,4 @@ def _assemble(copies: list[_Copy], sample_rate_hz: float) -> EventStreams:
         dp_time_s=None, dp_hr_bpm=None, dp_alarm_state=None,
         sample_rate_hz=sample_rate_hz,
     )
+    return streams, np.array(source_starts, dtype=np.int64)

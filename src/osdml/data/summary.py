@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from osdml.config import LabelConfig
 from osdml.data.filters import Selection
 from osdml.data.streams import EventStreams
 from osdml.data.windows import event_window_counts
@@ -35,7 +36,9 @@ class DataSummary:
 
     ``by_type``, ``by_subtype``, ``by_user`` and ``by_source`` count every event read (before
     selection); ``by_label`` counts the selected events and their windows; ``excluded``
-    counts events left out by selection, by reason; ``report`` is the reader's ``DataReport``.
+    counts events left out by selection, by reason; ``report`` is the reader's ``DataReport``;
+    ``seizure_time_labels`` is what ``[data.labels]`` does to the selected events' windows
+    (``osdml.data.labels.LabelCounts.to_dict()``), None when ``use_seizure_times`` is off.
     """
 
     files: list[str]
@@ -51,6 +54,7 @@ class DataSummary:
     excluded: dict[str, int]
     events_without_windows: int
     report: dict[str, Any]
+    seizure_time_labels: dict[str, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -59,7 +63,8 @@ class DataSummary:
 
 
 def summarize(streams: EventStreams, selection: Selection, window_samples: int = 750,
-              hop_samples: int = 125, datapoint_s: float = 5.0) -> DataSummary:
+              hop_samples: int = 125, datapoint_s: float = 5.0,
+              labels: LabelConfig | None = None) -> DataSummary:
     """Count events, datapoints, hours and windows by group, and windows per label.
 
     Parameters
@@ -71,6 +76,10 @@ def summarize(streams: EventStreams, selection: Selection, window_samples: int =
         Window geometry for the window counts (750 and 125 by default).
     datapoint_s : float
         Seconds per datapoint, for the hours of recording.
+    labels : LabelConfig, optional
+        ``[data.labels]``: when ``use_seizure_times`` is on, the selected events' windows are
+        labelled by it and ``seizure_time_labels`` counts what it did (``by_label`` still
+        counts every window of each event).
     """
     windows = event_window_counts(streams, window_samples, hop_samples)
     groups: dict[str, dict[str, GroupCounts]] = {
@@ -114,7 +123,19 @@ def summarize(streams: EventStreams, selection: Selection, window_samples: int =
         excluded=dict(selection.excluded.most_common()),
         events_without_windows=int(np.sum(windows == 0)),
         report=streams.report.to_dict(),
+        seizure_time_labels=_label_counts(streams, selection, window_samples, hop_samples,
+                                          labels),
     )
+
+
+def _label_counts(streams, selection, window_samples, hop_samples, labels) -> dict | None:
+    if labels is None or not labels.use_seizure_times:
+        return None
+    from osdml.data.labels import seizure_time_labels
+    from osdml.data.windows import make_windows
+
+    w = make_windows(streams, selection.indices, selection.labels, window_samples, hop_samples)
+    return seizure_time_labels(w, labels).counts.to_dict()
 
 
 def _natural(key: str):
