@@ -261,3 +261,107 @@ def _render_crossval(result) -> None:
         con.print(f"resumed: {', '.join(result.skipped)} were complete and kept")
     con.print(f"written: {result.run_dir / 'best'}, {result.run_dir / 'summary.json'}, "
               f"{result.run_dir / 'report.html'}")
+
+
+@app.command()
+def ensemble(
+    config: ConfigOpt = None,
+    out: Annotated[str, typer.Option("--out", "-o", help="Ensemble folder to write (or to "
+                                     "continue with --resume).")] = "outputs/ensemble",
+    data: Annotated[list[Path] | None, typer.Option(
+        "--data", "-d", help="OSDB files or folders (default: data.files of the "
+        "configuration).")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue the interrupted ensemble in --out: complete members are "
+        "kept, interrupted ones continue from their last completed epoch.")] = False,
+    members: Annotated[int | None, typer.Option(min=1, help="ensemble.members.")] = None,
+    keep: Annotated[int | None, typer.Option(min=1, help="ensemble.keep.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    json_out: JsonOpt = False,
+    no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None,
+    executor: Annotated[str | None, typer.Option(
+        "--executor", help="Where the members train: local (one after the other) or ray (in "
+        "parallel as Ray tasks). Default: [executor] kind of the configuration.")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", help="Ray cluster to join (implies --executor ray).")] = None,
+    accelerator: AcceleratorOpt = None,
+    devices: DevicesOpt = None,
+    precision: PrecisionOpt = None,
+    strategy: StrategyOpt = None,
+) -> None:
+    """Train an ensemble the way Spahr et al. (Epilepsia 2025) did and ship it as one .pte.
+
+    The test users are held out first; each of [ensemble] members models trains on its own
+    random user-level train / validation split of the rest; the keep members nearest to
+    (sensitivity 1, 0 false alarms) on validation are kept and combined by the Harrell-Davis
+    quantile q chosen on validation; the test part is scored once, by the paper's event
+    scoring and the app's engine, beside the best single member. Writes OUT/members/<name>/
+    (one train folder each), OUT/ensemble.pte (the app runs it like any model: two logits,
+    softmax[1] = the ensemble's p) with ensemble.pt and ensemble.json, summary.json,
+    report.md and report.html. Exit 1 when the ensemble .pte fails parity."""
+    from osdml.cli.common import placement_options
+    from osdml.config import load_config
+    from osdml.ensemble import run_ensemble
+
+    if config is None and not resume:
+        raise InputError("osdml ensemble needs --config CFG (or --resume with --out)")
+    where = _executor_options(executor, ray_address)
+    placement = placement_options(accelerator, devices, precision, strategy)
+    overrides = {"executor": where, "train": placement}
+    if resume and (members is not None or keep is not None):
+        raise InputError("--members and --keep cannot change an ensemble being resumed")
+    sizes = {k: v for k, v in (("members", members), ("keep", keep)) if v is not None}
+    cfg = (load_config(config, {**overrides, "ensemble": sizes})
+           if config is not None else None)
+    console = get_console(stderr=True)
+    show = not quiet and not json_out and console.is_terminal
+    say = None if json_out or quiet else (lambda line: console.print(line, highlight=False))
+    with quiet_libraries():
+        result = run_ensemble(cfg, checked_out(out), files=data, resume=resume, progress=show,
+                              cache=not no_cache, cache_dir=cache_dir, say=say,
+                              overrides=overrides)
+    if json_out:
+        print_json(result.summary)
+    else:
+        _render_ensemble(result)
+    if not result.passed:
+        from osdml.errors import CheckFailed
+
+        raise CheckFailed(f"the ensemble .pte in {result.out_dir} failed its parity check: "
+                          + "; ".join(str(c.get("failure") or c.get("error") or "out of "
+                                          "tolerance") for c in result.summary["parity"]
+                                      if not c.get("passed")))
+
+
+def _render_ensemble(result) -> None:
+    s = result.summary
+    con = get_console()
+    rows = [[n + (" (kept)" if m["kept"] else ""), str(m["rank"]), fmt2(m["sensitivity"]),
+             fmt_any(m["far_24h"]), fmt2(m["distance"])] for n, m in result.members.items()]
+    con.print(make_table(f"Ensemble members in {result.out_dir} (validation, "
+                         f"{s['scoring']} scoring)",
+                         ["member", "rank", "sensitivity", "FAR/24h", "distance to (1, 0)"],
+                         rows, no_wrap=1))
+    qrows = [[f"{r['quantile']:g}" + (" (chosen)" if r["quantile"] == s["quantile"] else ""),
+              str(r["tp"]), str(r["fn"]), str(r["fp"]), fmt2(r["sensitivity"]),
+              fmt_any(r["far_24h"])] for r in s["quantile_table"]["test"]]
+    con.print(make_table("Test by quantile (paper scoring; q chosen on validation)",
+                         ["q", "TP", "FN", "FP", "sensitivity", "FAR/24h"], qrows))
+    rows = []
+    for name, r in ((f"ensemble q={s['quantile']:g}", s["test"]),
+                    (f"best member {s['best_member']['name']}", s["best_member"])):
+        p, a = r["paper"], r["app"]
+        rows.append([name, fmt2(p["sensitivity"]), fmt_any(p["far_24h"]),
+                     fmt2(a["sensitivity"]), fmt_any(a["far_24h"])])
+    con.print(make_table(f"Test: {s['test_events']} events of held-out users",
+                         ["model", "paper sensitivity", "paper FAR/24h", "app sensitivity",
+                          "app FAR/24h"], rows))
+    for c in s["parity"]:
+        con.print(f"{c.get('format')}: parity {'ok' if c.get('passed') else 'FAILED'} "
+                  f"(max p difference {fmt_any(c.get('max_prob_diff'))} on "
+                  f"{c.get('windows')} windows)")
+    if result.skipped:
+        con.print(f"resumed: {', '.join(result.skipped)} were complete and kept")
+    con.print(f"written: {result.out_dir / 'ensemble.pte'}, {result.out_dir / 'summary.json'}, "
+              f"{result.out_dir / 'report.html'}")

@@ -39,7 +39,8 @@ class Split:
     """One train / validation / test division of events.
 
     ``train``, ``val`` and ``test`` are int64 arrays of indices into ``streams.events``,
-    sorted. ``fold`` is the (outer) test fold and ``inner`` the inner fold of a nested split.
+    sorted. ``fold`` is the (outer) test fold and ``inner`` the inner fold of a nested split;
+    ``tag`` names a split that is not a fold (an ensemble member: ``member03``).
     """
 
     train: np.ndarray
@@ -47,9 +48,12 @@ class Split:
     test: np.ndarray
     fold: int = 0
     inner: int | None = None
+    tag: str | None = None
 
     @property
     def name(self) -> str:
+        if self.tag:
+            return self.tag
         return f"fold{self.fold}" if self.inner is None else f"fold{self.fold}.{self.inner}"
 
 
@@ -233,5 +237,8 @@ def read_manifest(path: str | Path, streams: EventStreams) -> list[Split]:
                 raise InputError(f"split manifest {path}: {r['name']} {name} names "
                                  f"{len(missing)} events not in the data (first: {missing[0]})")
             parts.append(np.sort(np.array([index[i] for i in ids], dtype=np.int64)))
-        out.append(Split(*parts, fold=r["fold"], inner=r["inner"]))
+        split = Split(*parts, fold=r["fold"], inner=r["inner"])
+        if r.get("name") and r["name"] != split.name:
+            split.tag = str(r["name"])
+        out.append(split)
     return out
