@@ -169,14 +169,14 @@ def build_programs(run: Path, work: Path, force: bool) -> tuple[dict[str, Path],
     return files, commands
 
 
-def real_windows(run: Path, n: int) -> tuple[np.ndarray, str]:
+def real_windows(run: Path, n: int, sidecar: str = "model.pte.json") -> tuple[np.ndarray, str]:
     """Held-out test windows of the run (float32 (n, 1, 750), g), else held-out OSDB windows."""
     from osdml.config import load_config
     from osdml.export.quantize import real_windows as from_files
     from osdml.export.validate import run_folder_windows
     from osdml.spec import ModelSpec
 
-    spec = ModelSpec.model_validate(json.loads((run / "model.pte.json").read_text())["spec"])
+    spec = ModelSpec.model_validate(json.loads((run / sidecar).read_text())["spec"])
     got = run_folder_windows(run, spec.window_samples, spec.hop_samples, n)
     if got is not None:
         return got
@@ -340,6 +340,9 @@ def main() -> int:
     ap.add_argument("--force", action="store_true", help="rebuild the converted programs")
     ap.add_argument("--try-variants", action="store_true",
                     help="try the export variants even when every kind agrees")
+    ap.add_argument("--ensemble", type=Path, default=None,
+                    help="check this ensemble.pte (osdml ensemble) on its folder's held-out "
+                         "test windows instead of the run's three kinds")
     args = ap.parse_args()
 
     import warnings
@@ -347,10 +350,16 @@ def main() -> int:
     warnings.filterwarnings("ignore")
     py, side = ensure_env(args.env.expanduser())
     log(f"side runtime: {py} (executorch {side['executorch']}, torch {side['torch']})")
-    run, made_run = the_run(args.run, args.work)
-    files, converted = build_programs(run, args.work, args.force)
-    commands = {"xnnpack-fp32": "; ".join(made_run), **converted}
-    x, about = real_windows(run, args.windows)
+    if args.ensemble is not None:  # one ensemble.pte, in its own folder (osdml ensemble)
+        run = args.ensemble.parent
+        files = {"xnnpack-fp32 (hd_ensemble)": args.ensemble}
+        commands = {k: f"osdml ensemble (the folder {run})" for k in files}
+        x, about = real_windows(run, args.windows, args.ensemble.name + ".json")
+    else:
+        run, made_run = the_run(args.run, args.work)
+        files, converted = build_programs(run, args.work, args.force)
+        commands = {"xnnpack-fp32": "; ".join(made_run), **converted}
+        x, about = real_windows(run, args.windows)
     args.work.mkdir(parents=True, exist_ok=True)
     np.save(args.work / "windows.npy", x)
     log(f"comparing on {about}: {x.shape} {x.dtype}")

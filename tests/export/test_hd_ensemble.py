@@ -410,3 +410,13 @@ def test_publish_accepts_the_ensemble(ensemble_dir, tmp_path):
     assert "Harrell-Davis ensemble (quantile 0.6) of 2 deep_epi_cnn" in entry["description"]
     assert not any("validation" in w for w in result.warnings)
     assert not [f for f in ix.check_index(tmp_path / "index.json") if f.severity in ix.FAILING]
+
+
+def test_int8_of_an_ensemble_is_refused_in_one_line(ensemble_dir, synth_dir, tmp_path):
+    from osdml.export.convert import ConvertOptions, convert_file
+
+    root, _, _ = ensemble_dir
+    opts = ConvertOptions(to="pte", quantize="int8", calibration=[str(synth_dir)])
+    with pytest.raises(InputError, match="int8 of an ensemble is not supported"):
+        convert_file(root / "ensemble.pt", tmp_path / "e_int8.pte", opts)
+    assert not (tmp_path / "e_int8.pte").exists()

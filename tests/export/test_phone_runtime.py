@@ -142,3 +142,13 @@ def test_load_failure_names_the_code_and_keeps_the_runtime_log():
     assert said.startswith("Failed to load method forward, error: 0x:11 (NotImplemented)")
     assert "Unhandled node type" in said and "Init failed" in said
     assert "InternalConsistency" not in said and "cpuinfo" not in said and "\n" not in said
+
+
+def test_an_ensemble_has_its_own_record_and_other_arches_none():
+    rec = pr.phone_runtime_record("xnnpack", None, "hd_ensemble")
+    assert rec["loads"] is True and rec["agrees"] is True and rec["checked"]
+    assert pr.MEASURED_ENSEMBLE["xnnpack-fp32"]["max_abs_logit_diff"] <= pr.AGREE_ATOL
+    int8 = pr.phone_runtime_record("xnnpack", "int8", "hd_ensemble")
+    assert int8["loads"] is None and "not checked" in int8["note"]
+    other = pr.phone_runtime_record("xnnpack", None, "cnn_lstm")
+    assert other["loads"] is None and "cnn_lstm" in other["note"]

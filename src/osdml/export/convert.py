@@ -160,6 +160,10 @@ def _export(source, path: Path, opts: ConvertOptions, windows: dict,
     graph = source.exported if source.model is None else None
     lowered = module
     spec = source.spec
+    if opts.quantize and spec.arch == "hd_ensemble":
+        raise InputError(f"{source.path}: int8 of an ensemble is not supported: its parity is "
+                         "judged on p against scipy's Harrell-Davis estimate, which int8 "
+                         "members would not meet; convert it as fp32")
     if opts.quantize:
         from osdml.export.quantize import quantize_int8
         from osdml.export.source import eager_from_weights
