@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from tests.conftest import TINY_TRAIN
 
+from conftest import TINY_TRAIN
 from osdml.config import load_config
 from osdml.data.synthetic import SynthSpec, write_synthetic
 from osdml.ensemble import choose_members, choose_quantile, ensemble_splits

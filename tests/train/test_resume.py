@@ -25,6 +25,16 @@ def setup(synth_streams):
     return cfg, split_windows(synth_streams, sel, split, cfg)
 
 
+@pytest.fixture(autouse=True)
+def _sigint_as_in_a_terminal():
+    """Ctrl-C delivers KeyboardInterrupt, whatever started pytest: a job put in the background
+    by a non-interactive shell (CI, nohup) starts with SIGINT ignored, and the tests check that
+    fit gives back the handler it found."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def same(a, b):
     assert [r["val_loss"] for r in a.history] == [r["val_loss"] for r in b.history]
     sa, sb = a.model.state_dict(), b.model.state_dict()
