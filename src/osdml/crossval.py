@@ -156,8 +156,6 @@ def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *
         raised while training a fold (in a Ray task too) arrives as itself.
     """
     from osdml.config import load_config
-    from osdml.data.cache import load_streams
-    from osdml.data.filters import select_events
     from osdml.data.split import read_manifest, split_events, split_manifest, write_manifest
     from osdml.pipeline import _check_model
 
@@ -191,17 +189,9 @@ def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *
         from osdml.train.devices import resolve_placement
 
         resolve_placement(cfg.train)  # a device this machine lacks: said before any work
-    data = list(files or cfg.data.files)
-    if not data:
-        raise InputError("no data: set data.files in the configuration (or pass --data)")
-    streams = load_streams(data, cfg.data.reader, cache=cache, cache_dir=cache_dir)
-    selection = select_events(streams, cfg.data.selection)
-    counts = np.bincount(selection.labels, minlength=2) if len(selection) else np.zeros(2, int)
-    if counts[0] == 0 or counts[1] == 0:
-        raise InputError(f"cannot run: the selected events hold {counts[1]} seizure and "
-                         f"{counts[0]} non-seizure events; both classes are needed")
-    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={
-        "files": [str(Path(p).resolve()) for p in streams.report.files]})})
+    streams, selection, cfg = load_selected(cfg, files, cache=cache, cache_dir=cache_dir,
+                                            what="run")
+    counts = np.bincount(selection.labels, minlength=2)
     if resume is not None:
         splits = read_manifest(run_dir / "split.json", streams)
     else:
@@ -234,8 +224,6 @@ def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *
             log(f"{stale.name[1:-8]}: removing the unfinished attempt (no completed epoch)")
             shutil.rmtree(stale)
     # ---------------------------------------------------------------- the folds
-    from osdml.executor import JobFailed
-
     folds: dict[str, dict[str, Any]] = {}
     skipped, jobs = [], []
     # a task elsewhere (Ray) writes to absolute paths; in this process, today's paths
@@ -257,33 +245,18 @@ def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *
                             str(where / f".{split.name}.partial"), cfg, cache=cache,
                             cache_dir=cache_root, progress=progress and executor.in_process))
     by_name = {s.name: s for s in splits}
-    running: list[str] = []
 
     def started(job: FoldJob) -> None:
         split = by_name[job.name]
-        running.append(job.name)
         log(f"{job.name}: training on {len(split.train)} events, choosing on "
             f"{len(split.val)}, testing on {len(split.test)}")
 
-    fn = (partial_fn(train_fold, loaded=(streams, selection, splits)) if executor.in_process
-          else train_fold)
-    if jobs:
-        try:
-            with executor, closing(executor.map_unordered(fn, jobs, on_start=started)) as done:
-                for job, _ in done:
-                    partial = Path(job.partial)
-                    final = partial.parent / job.name
-                    partial.replace(final)
-                    _relocate(final, partial)
-                    running.remove(job.name)
-                    folds[job.name] = _read_json(final / "summary.json")
-                    log(f"{job.name}: {_fold_line(folds[job.name])}")
-        except KeyboardInterrupt:
-            log(f"{', '.join(running)}: interrupted; resume with osdml run --resume {run_dir}")
-            raise
-        except JobFailed as failed:
-            log(f"{failed.job.name}: error: {failed.error}")
-            raise failed.error from None
+    def finished(name: str, summary: dict) -> None:
+        folds[name] = summary
+        log(f"{name}: {_fold_line(summary)}")
+
+    run_jobs(executor, jobs, (streams, selection, splits), log, started=started,
+             finished=finished, resume_hint=f"resume with osdml run --resume {run_dir}")
     folds = {s.name: folds[s.name] for s in splits}
     # ---------------------------------------------------------------- choice and summary
     ecfg = cfg.evaluate
@@ -321,6 +294,78 @@ def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *
     write_run_report(result, streams, selection, cfg)
     log(f"done: {run_dir / 'summary.json'}, {run_dir / 'report.html'}")
     return result
+
+
+# --------------------------------------------------------------------------- shared steps
+
+def load_selected(cfg: RunConfig, files: Sequence[str | Path] | None, *, cache: bool,
+                  cache_dir: str | Path | None, what: str):
+    """Open the data of a run of several trainings and select its events.
+
+    Returns
+    -------
+    (EventStreams, Selection, RunConfig)
+        The configuration with ``data.files`` resolved to what was read.
+
+    Raises
+    ------
+    InputError
+        If there are no files, or the selection lacks a class (`what` names the command:
+        "cannot run", "cannot build an ensemble").
+    """
+    from osdml.data.cache import load_streams
+    from osdml.data.filters import select_events
+
+    data = list(files or cfg.data.files)
+    if not data:
+        raise InputError("no data: set data.files in the configuration (or pass --data)")
+    streams = load_streams(data, cfg.data.reader, cache=cache, cache_dir=cache_dir)
+    selection = select_events(streams, cfg.data.selection)
+    counts = np.bincount(selection.labels, minlength=2) if len(selection) else np.zeros(2, int)
+    if counts[0] == 0 or counts[1] == 0:
+        raise InputError(f"cannot {what}: the selected events hold {counts[1]} seizure and "
+                         f"{counts[0]} non-seizure events; both classes are needed")
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={
+        "files": [str(Path(p).resolve()) for p in streams.report.files]})})
+    return streams, selection, cfg
+
+
+def run_jobs(executor: Executor, jobs: list[FoldJob], loaded: tuple,
+             log: Callable[[str], None], *, started: Callable[[FoldJob], None],
+             finished: Callable[[str, dict], None], resume_hint: str) -> None:
+    """Train `jobs` on `executor`; each complete one's ``partial`` folder is renamed to
+    ``job.name`` beside it and ``finished(name, its summary.json)`` is called.
+
+    `loaded` (streams, selection, splits) is handed to in-process jobs. On Ctrl-C the running
+    jobs are logged with `resume_hint` and KeyboardInterrupt goes on; a job's error is logged
+    and raised as itself.
+    """
+    from osdml.executor import JobFailed
+
+    if not jobs:
+        return
+    running: list[str] = []
+
+    def on_start(job: FoldJob) -> None:
+        running.append(job.name)
+        started(job)
+
+    fn = partial_fn(train_fold, loaded=loaded) if executor.in_process else train_fold
+    try:
+        with executor, closing(executor.map_unordered(fn, jobs, on_start=on_start)) as done:
+            for job, _ in done:
+                partial = Path(job.partial)
+                final = partial.parent / job.name
+                partial.replace(final)
+                _relocate(final, partial)
+                running.remove(job.name)
+                finished(job.name, _read_json(final / "summary.json"))
+    except KeyboardInterrupt:
+        log(f"{', '.join(running)}: interrupted; {resume_hint}")
+        raise
+    except JobFailed as failed:
+        log(f"{failed.job.name}: error: {failed.error}")
+        raise failed.error from None
 
 
 # --------------------------------------------------------------------------- one fold as a job

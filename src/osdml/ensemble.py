@@ -37,9 +37,7 @@ from __future__ import annotations
 import math
 import shutil
 from collections.abc import Callable, Sequence
-from contextlib import closing
 from dataclasses import dataclass, field
-from functools import partial as partial_fn
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -206,8 +204,6 @@ def run_ensemble(config: RunConfig | None, out_dir: str | Path, *,
         If the data, configuration or folder cannot be used, or there are too few users.
     """
     from osdml.config import load_config
-    from osdml.data.cache import load_streams
-    from osdml.data.filters import select_events
     from osdml.data.split import read_manifest, split_manifest, write_manifest
     from osdml.pipeline import _check_model
 
@@ -242,17 +238,10 @@ def run_ensemble(config: RunConfig | None, out_dir: str | Path, *,
         from osdml.train.devices import resolve_placement
 
         resolve_placement(cfg.train)
-    data = list(files or cfg.data.files)
-    if not data:
-        raise InputError("no data: set data.files in the configuration (or pass --data)")
-    streams = load_streams(data, cfg.data.reader, cache=cache, cache_dir=cache_dir)
-    selection = select_events(streams, cfg.data.selection)
-    counts = np.bincount(selection.labels, minlength=2) if len(selection) else np.zeros(2, int)
-    if counts[0] == 0 or counts[1] == 0:
-        raise InputError(f"cannot build an ensemble: the selected events hold {counts[1]} "
-                         f"seizure and {counts[0]} non-seizure events; both classes are needed")
-    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={
-        "files": [str(Path(p).resolve()) for p in streams.report.files]})})
+    from osdml.crossval import load_selected
+
+    streams, selection, cfg = load_selected(cfg, files, cache=cache, cache_dir=cache_dir,
+                                            what="build an ensemble")
     if resume:
         splits = read_manifest(out / "split.json", streams)
         from osdml.fileio import remove_stale_temporaries
@@ -287,8 +276,7 @@ def member_config(cfg: RunConfig, m: int) -> RunConfig:
 
 def _train_members(out: Path, splits, cfg, streams, selection, executor, log, *, cache,
                    cache_dir, progress) -> list[str]:
-    from osdml.crossval import FoldJob, _read_json, _readable, _relocate, train_fold
-    from osdml.executor import JobFailed
+    from osdml.crossval import FoldJob, _readable, run_jobs
     from osdml.train.fit import CHECKPOINT
 
     members_dir = out / "members"
@@ -312,36 +300,19 @@ def _train_members(out: Path, splits, cfg, streams, selection, executor, log, *,
     if skipped:
         log(f"{len(skipped)} members complete, skipped: {', '.join(skipped)}")
     by_name = {s.name: s for s in splits}
-    running: list[str] = []
 
     def started(job) -> None:
         s = by_name[job.name]
-        running.append(job.name)
         log(f"{job.name}: training on {len(s.train)} events, validating on {len(s.val)}")
 
-    fn = (partial_fn(train_fold, loaded=(streams, selection, splits)) if executor.in_process
-          else train_fold)
-    if jobs:
-        try:
-            with executor, closing(executor.map_unordered(fn, jobs, on_start=started)) as done:
-                for job, _ in done:
-                    partial = Path(job.partial)
-                    final = partial.parent / job.name
-                    partial.replace(final)
-                    _relocate(final, partial)
-                    running.remove(job.name)
-                    s = _read_json(final / "summary.json")
-                    v = s["metrics"].get("validation_events", {}).get("model", {})
-                    log(f"{job.name}: done, epoch {s.get('chosen_epoch')}; validation event "
-                        f"sensitivity {_f(v.get('sensitivity'))}, {_f(v.get('far_24h'))} false "
-                        "alarms/24h (app engine, its tuned settings)")
-        except KeyboardInterrupt:
-            log(f"{', '.join(running)}: interrupted; resume with osdml ensemble --resume "
-                f"--out {out}")
-            raise
-        except JobFailed as failed:
-            log(f"{failed.job.name}: error: {failed.error}")
-            raise failed.error from None
+    def finished(name: str, s: dict) -> None:
+        v = s["metrics"].get("validation_events", {}).get("model", {})
+        log(f"{name}: done, epoch {s.get('chosen_epoch')}; validation event sensitivity "
+            f"{_f(v.get('sensitivity'))}, {_f(v.get('far_24h'))} false alarms/24h (app engine, "
+            "its tuned settings)")
+
+    run_jobs(executor, jobs, (streams, selection, splits), log, started=started,
+             finished=finished, resume_hint=f"resume with osdml ensemble --resume --out {out}")
     return skipped
 
 
