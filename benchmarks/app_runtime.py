@@ -341,8 +341,9 @@ def main() -> int:
     ap.add_argument("--try-variants", action="store_true",
                     help="try the export variants even when every kind agrees")
     ap.add_argument("--ensemble", type=Path, default=None,
-                    help="check this ensemble.pte (osdml ensemble) on its folder's held-out "
-                         "test windows instead of the run's three kinds")
+                    help="check this ensemble.pte (osdml ensemble), or any run's model.pte, "
+                         "on its folder's held-out test windows instead of the run's three "
+                         "kinds")
     args = ap.parse_args()
 
     import warnings
@@ -352,8 +353,11 @@ def main() -> int:
     log(f"side runtime: {py} (executorch {side['executorch']}, torch {side['torch']})")
     if args.ensemble is not None:  # one ensemble.pte, in its own folder (osdml ensemble)
         run = args.ensemble.parent
-        files = {"xnnpack-fp32 (hd_ensemble)": args.ensemble}
-        commands = {k: f"osdml ensemble (the folder {run})" for k in files}
+        sidecar = json.loads(Path(str(args.ensemble) + ".json").read_text())
+        arch = sidecar.get("spec", {}).get("arch", "hd_ensemble")
+        files = {f"xnnpack-fp32 ({arch})": args.ensemble}
+        commands = {k: f"{'osdml ensemble' if arch == 'hd_ensemble' else 'osdml convert'} "
+                       f"(the folder {run})" for k in files}
         x, about = real_windows(run, args.windows, args.ensemble.name + ".json")
     else:
         run, made_run = the_run(args.run, args.work)

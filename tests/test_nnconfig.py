@@ -43,26 +43,124 @@ NNCONFIG = {  # the shape of nnTraining2's nnConfig_deep_pytorch.json, with othe
 def test_import_maps_every_key_or_says_why_not(tmp_path):
     path = tmp_path / "nnConfig.json"
     path.write_text(json.dumps(NNCONFIG))
-    cfg, ignored = import_nnconfig(path)
+    cfg, notes = import_nnconfig(path)
     d, t = cfg.data, cfg.train
     assert d.files == NNCONFIG["osdbConfig"]["osdbFiles"]
     assert d.selection.exclude_users == ["39", "45"] and d.selection.require_3d
     assert d.selection.exclude_sources == ["Phone"]
     assert (d.augment.noise_copies, d.augment.noise_sigma_mg) == (5, 20.0)
     assert d.augment.phase_step_samples == 25 and d.augment.user_balance
+    assert d.augment.user_balance_threshold == 10  # nnTraining2's default
     assert d.augment.undersample and not d.augment.oversample
     assert d.split.test_fraction == 0.3 and d.split.seed == t.seed == 7
     assert (cfg.model.conv_dropout, cfg.model.dense_dropout) == (0.1, 0.05)
-    assert (t.max_epochs, t.batch_size, t.lr_peak, t.lr_end) == (80, 256, 2e-4, 2e-5)
+    assert (t.batch_size, t.lr_peak, t.lr_end) == (256, 2e-4, 2e-5)
     assert (t.warmup_steps, t.cooldown_steps, t.betas) == (100, 50, [0.8, 0.999])
-    assert t.checkpoint_metric == "f_beta" and t.f_beta == 1.0
-    assert (t.min_sensitivity, t.max_fpr, t.early_stopping_patience) == (0.3, 0.02, 4)
+    # f1 is nnTraining2's F-beta of sensitivity and specificity with beta 1
+    assert t.checkpoint_metric == "f_beta_spec" and t.f_beta == 1.0
+    assert (t.min_sensitivity, t.max_fpr) == (0.3, 0.02)
+    # useLrSchedule: step-based to totalTrainingSteps (default 50000), no early stopping
+    assert (t.schedule, t.max_steps, t.early_stopping_patience) == ("warmup_cosine", 50000, 0)
     assert not t.balanced_sampling
-    keys = dict(ignored)
-    assert "DeepEpiCnn always has 14" in keys["modelConfig.nLayers"]
-    assert "validation part" in keys["dataProcessing.validationProp"]
-    assert keys["modelConfig.unknownKey"] == "not a known nnTraining2 key"
-    assert "modelConfig._comment" not in keys and "modelConfig.epochs" not in keys
+    assert (cfg.app.gate_pct, cfg.app.tune_gates_pct) == (5.0, [5.0])  # accSdThreshold
+    kinds = {n.key: n.kind for n in notes}
+    why = {n.key: n.why for n in notes}
+    assert "DeepEpiCnn always has 14" in why["modelConfig.nLayers"]
+    assert kinds["dataProcessing.validationProp"] == "differs"
+    assert "test part" in why["dataProcessing.validationProp"]
+    assert "totalTrainingSteps" in why["modelConfig.epochs"]
+    assert why["modelConfig.unknownKey"] == "not a known nnTraining2 key"
+    assert "modelConfig._comment" not in kinds and "modelConfig.lrPeak" not in kinds
+
+
+def _imported(tmp_path, data_processing=None, model_config=None, **top):
+    path = tmp_path / "n.json"
+    path.write_text(json.dumps({"dataProcessing": data_processing or {},
+                                "modelConfig": model_config or {}, **top}))
+    cfg, notes = import_nnconfig(path)
+    return cfg, {n.key: n for n in notes}
+
+
+def test_validation_prop_is_a_share_of_all_events(tmp_path):
+    cfg, notes = _imported(tmp_path, {"testProp": 0.2, "validationProp": 0.15})
+    assert cfg.data.split.val_fraction == pytest.approx(0.15 / 0.8)
+    assert "dataProcessing.validationProp" not in notes
+    # 1.0 is accepted by nnTraining2 ("no separate validation"): imported, with the reason
+    cfg, notes = _imported(tmp_path, {"testProp": 0.2, "validationProp": 1.0})
+    assert cfg.data.split.val_fraction == 0.2
+    assert notes["dataProcessing.validationProp"].kind == "differs"
+
+
+def test_upstream_cnn_lstm_xyz_configuration(tmp_path):
+    """The shape of nnConfig_cnn_lstm_pytorch.json / nnConfig_lstm_3d.json (2026)."""
+    cfg, notes = _imported(tmp_path, {
+        "features": ["accX", "accY", "accZ"], "accSdThreshold": 5.0,
+        "sampleRateAugmentation": True, "sampleRateAugmentationFactors": [0.9, 1.0, 1.1],
+        "userAugmentation": True, "userAugmentationThreshold": 4,
+        "noiseAugmentationNonSeizure": True, "noiseAugmentationNonSeizureFactor": 5,
+        "noiseAugmentationNonSeizureValue": 5.0,
+        "noiseAugmentationNonSeizurePairs": [
+            {"type": 0, "subType": "Typing"},
+            {"type": 0, "subType": "Sorting", "factor": 8, "value": 8.0},
+            {"type": 1, "subType": "Tonic-Clonic"}],
+        "dcNormalisation": True},
+        {"modelClass": "user_tools.nnTraining2.cnnLstmModel_torch.CnnLstmModelPyTorch",
+         "bufferSeconds": 30, "lstmWindowSeconds": 45.0, "cnnWindowSeconds": 1.0,
+         "featureDim": 32, "lstmHiddenDim": 64, "lstmNumLayers": 1, "lstmDropout": 0.25,
+         "accelInputMode": "xyz", "inputChannels": 3, "lrStart": 1e-6, "useLrSchedule": True,
+         "totalTrainingSteps": 1000, "warmupSteps": 100, "cooldownSteps": 100,
+         "evalEverySteps": 500, "modelSelectionMetric": "f_beta", "fBeta": 2.0,
+         "posWeightMultiplier": 2.0, "epochs": 150})
+    m, a, t = cfg.model, cfg.data.augment, cfg.train
+    assert (m.arch, m.feature_dim, m.lstm_hidden, m.lstm_layers, m.lstm_dropout) == (
+        "cnn_lstm", 32, 64, 1, 0.25)
+    assert cfg.data.windows.input == "xyz" and cfg.data.windows.window_s == 45.0
+    assert a.sample_rate_factors == [0.9, 1.1] and a.user_balance_threshold == 4
+    assert (a.negative_noise_copies, a.negative_noise_sigma_mg) == (5, 5.0)
+    assert [(r.subtype, r.copies, r.sigma_mg) for r in a.negative_noise] == [
+        ("Typing", None, None), ("Sorting", 8, 8.0)]
+    assert (t.checkpoint_metric, t.f_beta, t.lr_start, t.max_steps) == (
+        "f_beta_spec", 2.0, 1e-6, 1000)
+    assert t.class_weights == [0.5, 2.0]  # nnTrainer.py: weight=[1/p, p]
+    assert "modelConfig.posWeightMultiplier" not in notes
+    assert notes["dataProcessing.accSdThreshold"].kind == "differs"
+    assert notes["dataProcessing.dcNormalisation"].kind == "differs"
+    assert "Tonic-Clonic" in notes["dataProcessing.noiseAugmentationNonSeizurePairs"].why
+    assert notes["modelConfig.evalEverySteps"].kind == "ignored"
+
+
+@pytest.mark.parametrize("model_class, arch, differs", [
+    ("user_tools.nnTraining2.deepEpiCnnModel_torch.DeepEpiCnnModelPyTorch", "deep_epi_cnn",
+     False),
+    ("user_tools.nnTraining2.deepEpiCnnModel.DeepEpiCnnModel", "deep_epi_cnn", False),
+    ("user_tools.nnTraining2.cnnLstmModel_torch.CnnLstmModelPyTorch", "cnn_lstm", False),
+    ("rfModel.RfModel", "deep_epi_cnn", True),
+])
+def test_model_class_picks_the_architecture_or_says_it_differs(tmp_path, model_class, arch,
+                                                               differs):
+    cfg, notes = _imported(tmp_path, model_config={"modelClass": model_class})
+    assert cfg.model.arch == arch
+    assert ("modelConfig.modelClass" in notes) == differs
+
+
+def test_absent_selection_metric_is_nntraining2s_dual_improvement(tmp_path):
+    cfg, _ = _imported(tmp_path, model_config={"saveBestOnFarReduction": 0.05,
+                                               "saveBestOnSensitivityTolerance": 0.2,
+                                               "useLrSchedule": False, "lrStart": 1e-5,
+                                               "epochs": 12, "earlyStoppingPatience": 3})
+    t = cfg.train
+    assert (t.checkpoint_metric, t.dual_far_reduction, t.dual_sensitivity_tolerance) == (
+        "dual_improvement", 0.05, 0.2)
+    assert (t.schedule, t.lr_start, t.max_epochs, t.max_steps) == ("plateau", 1e-5, 12, None)
+    assert t.early_stopping_patience == 3
+
+
+def test_a_schedule_that_cannot_fit_its_steps_is_refused_with_the_key(tmp_path):
+    path = tmp_path / "n.json"
+    path.write_text(json.dumps({"modelConfig": {"useLrSchedule": True, "totalTrainingSteps": 100,
+                                                "warmupSteps": 80, "cooldownSteps": 80}}))
+    with pytest.raises(InputError, match="cannot fit"):
+        import_nnconfig(path)
 
 
 @pytest.mark.parametrize("content, phrase", [
@@ -85,11 +183,12 @@ def test_cli_config_import_and_show(tmp_path, capsys):
     assert main(["config", "import", str(src), "-o", str(out)]) == 0
     text = out.read_text()
     assert "# ignored modelConfig.nLayers:" in text
-    assert RunConfig.model_validate(tomllib.loads(text)).train.max_epochs == 80
+    assert "# differs dataProcessing.validationProp:" in text
+    assert RunConfig.model_validate(tomllib.loads(text)).train.max_steps == 50000
     capsys.readouterr()
     assert main(["config", "show", str(out)]) == 0
     shown = capsys.readouterr().out
-    assert "max_epochs = 80" in shown and "# Upper bound on training passes." in shown
+    assert "max_steps = 50000" in shown and "# Upper bound on training passes." in shown
     assert main(["config", "show"]) == 0
     assert "lr_peak = 0.0001" in capsys.readouterr().out
 
@@ -99,7 +198,7 @@ def test_cli_config_import_and_show(tmp_path, capsys):
     ({"epochs": 3.7}, r"modelConfig.epochs: must be a whole number"),
     ({"lrPeak": [1]}, r"modelConfig.lrPeak: must be a finite number"),
     ({"modelSelectionMetric": ["f1"]}, r"modelSelectionMetric: must be a metric name"),
-    ({"epochs": 0}, r"modelConfig.epochs \(osdml train.max_epochs\)"),
+    ({"epochs": 0, "useLrSchedule": False}, r"modelConfig.epochs \(osdml train.max_epochs\)"),
 ])
 def test_wrong_types_name_the_nnconfig_key(tmp_path, model_config, phrase):
     path = tmp_path / "n.json"
@@ -133,4 +232,13 @@ def test_the_arch_names_match_the_registry():
     from osdml.config import ModelConfig
     from osdml.models import list_models
 
-    assert list(get_args(ModelConfig.model_fields["arch"].annotation)) == list_models()
+    assert sorted(get_args(ModelConfig.model_fields["arch"].annotation)) == list_models()
+
+
+def test_imported_tables_in_lists_round_trip_through_toml(tmp_path):
+    cfg, _ = _imported(tmp_path, {"noiseAugmentationNonSeizure": True,
+                                  "noiseAugmentationNonSeizurePairs": [
+                                      {"type": 0, "subType": "Typing"},
+                                      {"type": 0, "subType": "Sorting", "factor": 8}]})
+    again = RunConfig.model_validate(tomllib.loads(cfg.to_toml()))
+    assert again.data.augment.negative_noise == cfg.data.augment.negative_noise

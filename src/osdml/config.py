@@ -66,6 +66,11 @@ class WindowConfig(_Section):
                             "25 Hz).")
     hop_s: float = Field(5.0, gt=0, le=600, description="Hop between window starts, s (125 "
                          "samples).")
+    input: Literal["magnitude", "xyz"] = Field(
+        "magnitude", description="Model input: \"magnitude\" (1 channel, rawData / 1000, what "
+        "the app feeds) or \"xyz\" (3 channels x, y, z from rawData3D / 1000, g; events "
+        "without rawData3D in every datapoint are left out). The app feeds magnitude only: "
+        "xyz models are for research and cannot be published.")
 
     def samples(self, sample_rate_hz: float) -> tuple[int, int]:
         """Return ``(window_samples, hop_samples)`` at `sample_rate_hz`."""
@@ -136,12 +141,50 @@ class SplitConfig(_Section):
     seed: int = Field(42, ge=0, lt=2**32, description="Seed of the event shuffle.")
 
 
+class NegativeNoiseRule(_Section):
+    """Noise copies of the training part's non-seizure (class 0) events of one subtype
+    (nnTraining2's ``noiseAugmentationNonSeizurePairs`` entry ``{type: 0, subType, factor,
+    value}``). Unset ``copies`` / ``sigma_mg`` take ``negative_noise_copies`` /
+    ``negative_noise_sigma_mg``, as a pair without ``factor`` / ``value`` takes upstream's
+    ``noiseAugmentationNonSeizureFactor`` / ``...Value``."""
+
+    subtype: str = Field(min_length=1, description="Event subType, matched case-insensitively "
+                         "(surrounding spaces ignored) on class-0 events (upstream: subType).")
+    copies: int | None = Field(None, ge=0, le=1000, description="Noise copies per matching "
+                               "event; 0 = none (upstream: factor).")
+    sigma_mg: float | None = Field(None, ge=0, le=10000, description="Noise standard "
+                                   "deviation, mg (upstream: value).")
+
+
 class AugmentConfig(_Section):
-    """Augmentation of the training part's seizure events only (never validation or test)."""
+    """Augmentation of the training part only (never validation or test): its seizure events,
+    and with ``negative_noise`` chosen subtypes of its non-seizure events."""
 
     user_balance: bool = Field(
         False, description="Copy seizure events of users with fewer of them until every user "
-        "has as many as the user with the most."
+        "has as many as the user with the most (upstream: userAugmentation)."
+    )
+    user_balance_threshold: int = Field(
+        0, ge=0, le=100000, description="Users with fewer training seizure events than this "
+        "are pooled into one pseudo-user before user_balance (0 = no pooling; upstream: "
+        "userAugmentationThreshold)."
+    )
+    sample_rate_factors: list[float] = Field(
+        default_factory=list, max_length=32, description="Resample each training seizure event "
+        "in time by each factor (1.1 = 10 % more samples, as if recorded at 1.1 x the rate; "
+        "each in [0.5, 2], not 1; [] = off; upstream: sampleRateAugmentationFactors)."
+    )
+    negative_noise: list[NegativeNoiseRule] = Field(
+        default_factory=list, max_length=1000, description="Noise copies of non-seizure "
+        "events of these subtypes ([] = off; upstream: noiseAugmentationNonSeizurePairs)."
+    )
+    negative_noise_copies: int = Field(
+        5, ge=0, le=1000, description="Noise copies per matching non-seizure event where a "
+        "rule sets no copies (upstream: noiseAugmentationNonSeizureFactor)."
+    )
+    negative_noise_sigma_mg: float = Field(
+        5.0, ge=0, le=10000, description="Noise standard deviation, mg, where a rule sets no "
+        "sigma_mg (upstream: noiseAugmentationNonSeizureValue)."
     )
     noise_copies: int = Field(10, ge=0, le=1000, description="Gaussian-noise copies per seizure "
                               "event.")
@@ -161,6 +204,25 @@ class AugmentConfig(_Section):
     )
     target_ratio: float = Field(1.0, gt=0, description="Seizure : non-seizure window ratio.")
     seed: int = Field(42, ge=0, lt=2**32, description="Seed of the augmentation random numbers.")
+
+    @field_validator("sample_rate_factors")
+    @classmethod
+    def _factors(cls, v: list[float]) -> list[float]:
+        for f in v:
+            if not 0.5 <= f <= 2.0 or f == 1.0:
+                raise ValueError(f"each factor must be in [0.5, 2] and not 1, got {f:g}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"factors repeat: {v}")
+        return v
+
+    @field_validator("negative_noise")
+    @classmethod
+    def _rules(cls, v: list[NegativeNoiseRule]) -> list[NegativeNoiseRule]:
+        seen = [r.subtype.strip().casefold() for r in v]
+        dup = sorted({s for s in seen if seen.count(s) > 1})
+        if dup:
+            raise ValueError(f"subtype given more than once (case-insensitive): {dup}")
+        return v
 
 
 class LabelConfig(_Section):
@@ -202,12 +264,48 @@ class DataConfig(_Section):
 
 
 class ModelConfig(_Section):
-    """The architecture (``osdml.models``) and its options."""
+    """The architecture (``osdml.models``) and its options; an option of another architecture
+    is ignored (``arch_options`` passes only the chosen one's)."""
 
-    arch: Literal["deep_epi_cnn"] = Field("deep_epi_cnn", description="Registered "
-                                          "architecture name (osdml.models).")
-    conv_dropout: float = Field(0.05, ge=0, lt=1, description="Dropout after each conv block.")
-    dense_dropout: float = Field(0.025, ge=0, lt=1, description="Dropout after dense layer 1.")
+    arch: Literal["deep_epi_cnn", "cnn_lstm"] = Field(
+        "deep_epi_cnn", description="Registered architecture name (osdml.models): deep_epi_cnn "
+        "(14-layer CNN) or cnn_lstm (1-s CNN features into an LSTM).")
+    conv_dropout: float = Field(0.05, ge=0, lt=1, description="Both archs: dropout after each "
+                                "conv block.")
+    dense_dropout: float = Field(0.025, ge=0, lt=1, description="Both archs: dropout after "
+                                 "dense layer 1 (deep_epi_cnn), after each hidden dense layer "
+                                 "(cnn_lstm).")
+    cnn_window_s: float = Field(1.0, gt=0, le=60, description="cnn_lstm: seconds per CNN "
+                                "sub-window; data.windows.window_s must be a whole number of "
+                                "them (the LSTM steps).")
+    feature_dim: int = Field(64, ge=1, le=4096, description="cnn_lstm: CNN feature size per "
+                             "sub-window (LSTM input).")
+    lstm_hidden: int = Field(128, ge=1, le=4096, description="cnn_lstm: LSTM hidden units.")
+    lstm_layers: int = Field(2, ge=1, le=8, description="cnn_lstm: stacked LSTM layers.")
+    lstm_dropout: float = Field(0.2, ge=0, lt=1, description="cnn_lstm: dropout between LSTM "
+                                "layers (none with one layer).")
+
+    def arch_options(self, sample_rate_hz: float) -> dict[str, Any]:
+        """The constructor options of the chosen ``arch`` (window, classes and channels are
+        added by the caller), in samples at `sample_rate_hz`.
+
+        Raises
+        ------
+        InputError
+            If ``cnn_window_s`` (cnn_lstm) is not a whole number of samples.
+        """
+        options: dict[str, Any] = {"conv_dropout": self.conv_dropout,
+                                   "dense_dropout": self.dense_dropout}
+        if self.arch == "cnn_lstm":
+            n = self.cnn_window_s * sample_rate_hz
+            if abs(n - round(n)) > 1e-9:
+                raise InputError(f"model.cnn_window_s={self.cnn_window_s:g} s at "
+                                 f"{sample_rate_hz:g} Hz is {n:g} samples; it must be a whole "
+                                 "number of samples")
+            options.update(cnn_window_samples=int(round(n)), feature_dim=self.feature_dim,
+                           lstm_hidden=self.lstm_hidden, lstm_layers=self.lstm_layers,
+                           lstm_dropout=self.lstm_dropout)
+        return options
 
 
 class TrainConfig(_Section):
@@ -226,7 +324,15 @@ class TrainConfig(_Section):
     windows_per_epoch: int | None = Field(
         None, ge=2, le=10**9, description="Training windows drawn per epoch (unset: all of them "
         "once).")
+    max_steps: int | None = Field(
+        None, ge=1, le=10**9, description="Stop after this many optimisation steps (unset: "
+        "max_epochs decides); the warmup_cosine schedule then spans them (nnTraining2's "
+        "totalTrainingSteps).")
     lr_peak: float = Field(1e-4, gt=0, le=1, description="Peak learning rate (AdamW).")
+    lr_start: float | None = Field(
+        None, gt=0, le=1, description="warmup_cosine: learning rate at the first warm-up step "
+        "(unset: ~0); plateau and constant: the starting learning rate (unset: lr_peak). "
+        "nnTraining2's lrStart.")
     lr_end: float = Field(3e-5, ge=0, le=1, description="Learning rate at the end of the cosine "
                           "phase (at most lr_peak); the cool-down then goes linearly to 0.")
     weight_decay: float = Field(1e-4, ge=0, le=1, description="AdamW weight decay.")
@@ -245,14 +351,25 @@ class TrainConfig(_Section):
     lr_min: float = Field(1e-7, ge=0, le=1, description="plateau: lowest learning rate.")
     balanced_sampling: bool = Field(True, description="Draw windows so each class is equally "
                                     "likely in a batch (with replacement).")
-    class_weights: Literal["none", "balanced"] = Field(
-        "none", description="balanced: weight the loss by n / (classes x class count).")
+    class_weights: Literal["none", "balanced"] | list[Annotated[float, Field(gt=0)]] = Field(
+        "none", description="balanced: weight the loss by n / (classes x class count); or one "
+        "weight per class, e.g. [0.5, 2.0] (nnTraining2's posWeightMultiplier p is [1/p, p]).")
     early_stopping_patience: int = Field(
         6, ge=0, description="Stop after this many epochs without a lower validation loss "
         "(0: never stop early).")
-    checkpoint_metric: Literal["min_fpr", "youden", "f_beta", "val_loss"] = Field(
+    checkpoint_metric: Literal["min_fpr", "youden", "f_beta", "f_beta_spec",
+                               "dual_improvement", "val_loss"] = Field(
         "min_fpr", description="How the checkpoint is chosen on the validation part: min_fpr, "
-        "youden, f_beta or val_loss.")
+        "youden, f_beta (of precision and sensitivity), f_beta_spec (of specificity and "
+        "sensitivity, nnTraining2's f_beta), dual_improvement (nnTraining2's rule) or "
+        "val_loss.")
+    dual_far_reduction: float = Field(
+        0.10, ge=0, le=1, description="dual_improvement: relative FPR reduction that saves an "
+        "epoch whose sensitivity stays within dual_sensitivity_tolerance "
+        "(saveBestOnFarReduction).")
+    dual_sensitivity_tolerance: float = Field(
+        0.05, ge=0, le=1, description="dual_improvement: largest sensitivity change allowed "
+        "with such an FPR reduction (saveBestOnSensitivityTolerance).")
     min_sensitivity: float = Field(0.25, ge=0, le=1, description="Window sensitivity an epoch "
                                    "needs to be chosen by a metric criterion.")
     max_fpr: float | None = Field(None, ge=0, le=1, description="Window FPR an epoch may not "
@@ -281,6 +398,11 @@ class TrainConfig(_Section):
     def _lr_order(self) -> TrainConfig:
         if self.lr_end > self.lr_peak:
             raise ValueError(f"lr_end={self.lr_end:g} is above lr_peak={self.lr_peak:g}")
+        if (self.max_steps is not None and self.schedule == "warmup_cosine"
+                and (self.warmup_steps or 0) + (self.cooldown_steps or 0) > self.max_steps):
+            raise ValueError(f"warmup_steps + cooldown_steps = "
+                             f"{(self.warmup_steps or 0) + (self.cooldown_steps or 0)} exceed "
+                             f"max_steps={self.max_steps}: the schedule cannot fit")
         return self
 
 
@@ -487,6 +609,8 @@ def _toml_value(value: Any) -> str:
     """One TOML value, arrays and tables inline."""
     import tomli_w
 
+    if isinstance(value, BaseModel):  # a table in a list (data.augment.negative_noise)
+        value = value.model_dump(exclude_none=True)
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}"
                                 for k, v in value.items()) + " }"

@@ -314,13 +314,13 @@ def load_selected(cfg: RunConfig, files: Sequence[str | Path] | None, *, cache: 
         "cannot run", "cannot build an ensemble").
     """
     from osdml.data.cache import load_streams
-    from osdml.data.filters import select_events
+    from osdml.pipeline import select_for
 
     data = list(files or cfg.data.files)
     if not data:
         raise InputError("no data: set data.files in the configuration (or pass --data)")
     streams = load_streams(data, cfg.data.reader, cache=cache, cache_dir=cache_dir)
-    selection = select_events(streams, cfg.data.selection)
+    selection = select_for(streams, cfg)
     counts = np.bincount(selection.labels, minlength=2) if len(selection) else np.zeros(2, int)
     if counts[0] == 0 or counts[1] == 0:
         raise InputError(f"cannot {what}: the selected events hold {counts[1]} seizure and "
@@ -420,7 +420,8 @@ def train_fold(job: FoldJob, loaded: tuple | None = None) -> str:
         cfg = job.cfg
         streams = load_streams(cfg.data.files, cfg.data.reader, cache=job.cache,
                                cache_dir=job.cache_dir)
-        selection = select_events(streams, cfg.data.selection)
+        selection = select_events(streams, cfg.data.selection,
+                                  need_3d=cfg.data.windows.input == "xyz")
         splits = read_manifest(Path(job.run_dir) / "split.json", streams)
     else:
         streams, selection, splits = loaded

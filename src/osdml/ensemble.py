@@ -233,6 +233,10 @@ def run_ensemble(config: RunConfig | None, out_dir: str | Path, *,
     if executor is None or isinstance(executor, ExecutorConfig):
         executor = make_executor(executor or (config or cfg).executor)
     window, _ = cfg.data.windows.samples(cfg.data.reader.sample_rate_hz)
+    if cfg.data.windows.input != "magnitude":
+        raise InputError("osdml ensemble builds a model for the app, which feeds acceleration "
+                         "magnitude only; data.windows.input = \"xyz\" is for research runs "
+                         "(osdml train, osdml run)")
     _check_model(cfg, window)
     if executor.in_process:
         from osdml.train.devices import resolve_placement

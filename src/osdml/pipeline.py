@@ -123,7 +123,7 @@ def train_run(files: Sequence[str | Path], config: RunConfig, out_dir: str | Pat
     # ---------------------------------------------------------------- data
     streams = load_streams(files, cfg.data.reader, cache=cache, cache_dir=cache_dir,
                            progress=read_progress)
-    selection = select_events(streams, cfg.data.selection)
+    selection = select_for(streams, cfg)
     counts = np.bincount(selection.labels, minlength=2) if len(selection) else np.zeros(2, int)
     if not len(selection):
         raise InputError(f"cannot train: no usable events ({_why_empty(streams, selection)})")
@@ -181,7 +181,7 @@ def _resume_run(out: Path, config: RunConfig | None, files, placement=None,
     streams = load_streams(list(files or cfg.data.files), cfg.data.reader,
                            cache=load["cache"], cache_dir=load["cache_dir"],
                            progress=load["read_progress"])
-    selection = select_events(streams, cfg.data.selection)
+    selection = select_for(streams, cfg)
     (split,) = read_manifest(out / "split.json", streams)
     return train_split(streams, selection, split, cfg, out, progress=load["progress"],
                        resume=True)
@@ -215,18 +215,22 @@ def split_windows(streams, selection, split, cfg: RunConfig) -> SplitWindows:
     from osdml.data.labels import seizure_time_labels
 
     window, hop = cfg.data.windows.samples(cfg.data.reader.sample_rate_hz)
+    inp = cfg.data.windows.input
     aug = augment_training(streams, selection, split.train, cfg.data.augment, window, hop)
     copies = aug.copies
+    if inp == "magnitude" and len(copies.xyz):  # the copies' x, y, z are not inputs: free them
+        copies.xyz = copies.xyz[:0].copy()
+        copies.segments[:, 2] = -1
     rule = cfg.data.labels
     own = seizure_time_labels(make_windows(streams, aug.train, selection.labels_for(aug.train),
-                                           window, hop), rule)
-    copied = seizure_time_labels(make_windows(copies, np.arange(copies.n_events),
-                                              np.ones(copies.n_events, dtype=np.int64),
-                                              window, hop),
-                                 rule, source=streams, source_starts=aug.source_starts)
+                                           window, hop, inp), rule)
+    copied = seizure_time_labels(make_windows(copies, np.arange(copies.n_events), aug.labels,
+                                              window, hop, inp),
+                                 rule, source=streams, source_starts=aug.source_starts,
+                                 source_scales=aug.source_scales)
     train = WindowSet([own.windows, copied.windows])
     val_l, test_l = (seizure_time_labels(make_windows(streams, idx, selection.labels_for(idx),
-                                                      window, hop), rule)
+                                                      window, hop, inp), rule)
                      for idx in (split.val, split.test))
     val, test = val_l.windows, test_l.windows
     labels = ({part: lw.counts.to_dict() for part, lw in (
@@ -317,7 +321,8 @@ def train_split(streams, selection, split, cfg: RunConfig, out: Path, *,
     write_json(out / "sweep.json", sweeps)
     # ---------------------------------------------------------------- spec and export
     spec = ModelSpec(
-        arch=cfg.model.arch, arch_kwargs=result.arch_kwargs, input_shape=(1, 1, window),
+        arch=cfg.model.arch, arch_kwargs=result.arch_kwargs,
+        input_shape=(1, val.channels, window), **input_fields(cfg.data.windows.input),
         sample_rate_hz=cfg.data.reader.sample_rate_hz, window_samples=window, hop_samples=hop,
         class_names=class_names(cfg), threshold=threshold,
         training={"files": list(cfg.data.files), "split": split.name,
@@ -410,12 +415,52 @@ def _check_model(cfg: RunConfig, window: int) -> None:
     fast, naming the keys."""
     from osdml.models import create_model
 
+    options = cfg.model.arch_options(cfg.data.reader.sample_rate_hz)
+    sub = options.get("cnn_window_samples")
+    if sub and window % sub:
+        raise InputError(f"model {cfg.model.arch} needs data.windows.window_s="
+                         f"{cfg.data.windows.window_s:g} to be a whole number of "
+                         f"model.cnn_window_s={cfg.model.cnn_window_s:g} (its LSTM steps)")
+    if cfg.data.windows.input == "xyz":
+        try:
+            create_model(cfg.model.arch, input_length=window, **options, in_channels=3)
+        except (ValueError, TypeError) as e:
+            raise InputError(f"model {cfg.model.arch} cannot take three-axis input "
+                             f"(data.windows.input = \"xyz\", in_channels=3): {e}") from None
+        return
     try:
-        create_model(cfg.model.arch, input_length=window, conv_dropout=cfg.model.conv_dropout,
-                     dense_dropout=cfg.model.dense_dropout)
+        create_model(cfg.model.arch, input_length=window, **options)
     except (ValueError, TypeError) as e:
         raise InputError(f"model {cfg.model.arch} cannot take data.windows.window_s="
                          f"{cfg.data.windows.window_s:g} ({window} samples): {e}") from None
+
+
+def select_for(streams, cfg: RunConfig):
+    """``select_events`` by ``cfg.data.selection``; three-axis input (``[data.windows] input =
+    "xyz"``) also leaves out events without rawData3D in every datapoint ("no 3-D data").
+
+    Raises
+    ------
+    InputError
+        If three-axis input leaves no event (one line saying so).
+    """
+    xyz = cfg.data.windows.input == "xyz"
+    selection = select_events(streams, cfg.data.selection, need_3d=xyz)
+    if xyz and not len(selection) and selection.excluded.get("no 3-D data"):
+        raise InputError(f"data.windows.input = \"xyz\" needs rawData3D in every datapoint of "
+                         f"an event, and none of the {streams.n_events:,} events read has it "
+                         f"({selection.excluded['no 3-D data']:,} left out for it); use "
+                         "input = \"magnitude\" or data recorded with 3-D samples")
+    return selection
+
+
+def input_fields(input: str) -> dict[str, str]:
+    """The ``ModelSpec`` fields that say what the model input is: ``input`` and
+    ``input_units`` (empty for magnitude: the spec's defaults)."""
+    if input != "xyz":
+        return {}
+    return {"input": "xyz", "input_units": "g: acceleration x, y, z (rawData3D mg / 1000), "
+            "gravity kept, unfiltered"}
 
 
 def _why_empty(streams, selection) -> str:
@@ -517,9 +562,14 @@ def _p_seizure(model, windows: Windows, batch: int = 1024) -> np.ndarray:
     return np.concatenate(out) if out else np.empty(0, np.float32)
 
 
-def inputs_at(streams, starts: np.ndarray, input_size: int) -> np.ndarray:
-    """The model inputs ``samples[start:start + input_size]``, (k, 1, input_size) float32."""
+def inputs_at(streams, starts: np.ndarray, input_size: int, input: str = "magnitude"
+              ) -> np.ndarray:
+    """The model inputs ``samples[start:start + input_size]``, (k, 1, input_size) float32 in g;
+    with ``input="xyz"`` their x, y, z, (k, 3, input_size) (``EventStreams.xyz_at``, which
+    raises ValueError where there is no 3-D data)."""
     starts = np.asarray(starts, dtype=np.int64)
+    if input == "xyz":
+        return streams.xyz_at(starts, input_size)
     return np.asarray(streams.samples[starts[:, None] + np.arange(input_size)],
                       dtype=np.float32)[:, None, :]
 
@@ -541,7 +591,8 @@ def app_traces(model, streams, selection, events, windows: Windows, p_windows: n
     from osdml.export.validate import eager_logits
 
     def compute(starts: np.ndarray) -> np.ndarray:
-        return app_probability(eager_logits(model, inputs_at(streams, starts, window)))
+        return app_probability(eager_logits(model, inputs_at(streams, starts, window,
+                                                             windows.input)))
 
     return app_event_traces(streams, selection, events, window,
                             p_lookup(windows.starts, p_windows, compute))
@@ -587,7 +638,7 @@ def _check_windows(streams, test_starts: np.ndarray, val: Windows, window: int, 
     k = len(test_starts)
     take = np.arange(k) if k <= PER_FORMAT_MAX else \
         np.unique(np.linspace(0, k - 1, n).round().astype(int))
-    x = inputs_at(streams, test_starts[take], window)
+    x = inputs_at(streams, test_starts[take], window, val.input)
     source = f"{len(take)} test windows"
     if len(take) < n and len(val):
         extra = np.unique(np.linspace(0, len(val) - 1, min(n - len(take), len(val)))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import platform
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -23,6 +23,9 @@ from osdml.errors import InputError
 
 SPEC_VERSION = 1
 PTL_SPEC_NAME = "osdml_spec.json"  # extra file inside .ptl archives
+# what publish and replay say about a three-axis model (format with what= and path=)
+XYZ_REFUSED = ("cannot {what} {path}: it takes three-axis input (x, y, z; spec input \"xyz\") "
+               "and the app feeds acceleration magnitude only")
 
 
 class ModelSpec(BaseModel):
@@ -37,6 +40,9 @@ class ModelSpec(BaseModel):
         "input_length": 750, "num_classes": 2, "in_channels": 1,
         "conv_dropout": 0.0, "dense_dropout": 0.025})
     input_shape: tuple[int, int, int] = (1, 1, 750)  # (batch, channels, samples)
+    # what the channels are: "magnitude" (1 channel, what the app feeds) or "xyz" (x, y, z from
+    # rawData3D: research models, which the app cannot run); specs before this field: magnitude
+    input: Literal["magnitude", "xyz"] = "magnitude"
     input_layout: str = "NCL"
     input_dtype: str = "float32"
     input_units: str = "g: acceleration magnitude (mg / 1000), gravity kept, unfiltered"
@@ -62,6 +68,8 @@ class ModelSpec(BaseModel):
         if self.input_shape[2] != self.window_samples:
             raise ValueError(f"input_shape {self.input_shape} does not end in window_samples "
                              f"{self.window_samples}")
+        if self.input == "xyz" and self.input_shape[1] != 3:
+            raise ValueError(f"input xyz takes 3 channels, not input_shape {self.input_shape}")
         n = self.arch_kwargs.get("num_classes")
         if n is not None and n != len(self.class_names):
             raise ValueError(f"{len(self.class_names)} class names for {n} classes")

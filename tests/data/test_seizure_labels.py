@@ -186,9 +186,9 @@ def test_nnconfig_seizure_time_keys_map_to_data_labels(tmp_path):
     path.write_text(json.dumps({"dataProcessing": {
         "useSeizureTimesConstraint": True, "seizureTimeMarginSeconds": 10,
         "seizureTimeRange": [-20, 20]}}))
-    cfg, ignored = import_nnconfig(path)
+    cfg, notes = import_nnconfig(path)
     assert cfg.data.labels == LabelConfig(use_seizure_times=True, margin_s=10.0)
-    keys = dict(ignored)
+    keys = {n.key: n.why for n in notes}
     assert "seizureTimes" in keys["dataProcessing.seizureTimeRange"]
     assert "dataProcessing.useSeizureTimesConstraint" not in keys
     path.write_text(json.dumps({"dataProcessing": {"seizureTimeMarginSeconds": -5}}))

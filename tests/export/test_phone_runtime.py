@@ -150,5 +150,8 @@ def test_an_ensemble_has_its_own_record_and_other_arches_none():
     assert pr.MEASURED_ENSEMBLE["xnnpack-fp32"]["max_abs_logit_diff"] <= pr.AGREE_ATOL
     int8 = pr.phone_runtime_record("xnnpack", "int8", "hd_ensemble")
     assert int8["loads"] is None and "not checked" in int8["note"]
-    other = pr.phone_runtime_record("xnnpack", None, "cnn_lstm")
-    assert other["loads"] is None and "cnn_lstm" in other["note"]
+    lstm = pr.phone_runtime_record("xnnpack", None, "cnn_lstm")
+    assert lstm["loads"] is True and lstm["agrees"] is True
+    assert pr.phone_runtime_record("portable", None, "cnn_lstm")["loads"] is None
+    other = pr.phone_runtime_record("xnnpack", None, "future_arch")
+    assert other["loads"] is None and "future_arch" in other["note"]

@@ -57,3 +57,55 @@ def test_three_phase_schedule():
     assert all(a >= b for a, b in zip(f[10:90], f[11:90], strict=False))  # cosine decay
     assert f[89] == pytest.approx(0.1, abs=0.01)
     assert f[95] == pytest.approx(0.05) and f[100] == 0.0  # linear cool-down to zero
+
+
+def test_f_beta_spec_is_nntraining2s_f_beta_on_specificity():
+    from osdml.train.choice import f_beta_spec
+
+    # sens 0.6, spec 0.95, beta 2: 5 * 0.57 / (4 * 0.95 + 0.6)
+    assert f_beta_spec(0.6, 0.05, 2.0) == pytest.approx(5 * 0.6 * 0.95 / (4 * 0.95 + 0.6))
+    assert f_beta_spec(0.0, 1.0, 2.0) == 0.0
+    # computed from sensitivity and FPR: beta < 1 favours specificity (epoch 2: 0.6, 0.05),
+    # beta > 1 sensitivity (epoch 3: 0.9, 0.2)
+    assert best("f_beta_spec", min_sensitivity=0.0, f_beta=0.5) == 2
+    assert best("f_beta_spec", min_sensitivity=0.0, f_beta=2.0) == 3
+
+
+def _dual_choice(rows, **kw):
+    """Epochs kept, in order, by CheckpointChoice's dual_improvement path."""
+    from osdml.train.choice import CheckpointChoice
+
+    cb = CheckpointChoice(TrainConfig(checkpoint_metric="dual_improvement", **kw))
+    kept = []
+    for r in rows:
+        meets = epoch_score(r, cb.cfg) is not None
+        if cb._dual_keeps(r, meets):
+            kept.append(r["epoch"])
+    return kept, cb
+
+
+def test_dual_improvement_follows_nntraining2s_rule():
+    rows = [row(1, 0.5, 0.10, 0.30),   # below min sensitivity: kept by the fallback
+            row(2, 0.5, 0.50, 0.20),   # both improve, meets: kept
+            row(3, 0.5, 0.52, 0.15),   # FPR -25 %, sensitivity +0.02: kept
+            row(4, 0.5, 0.40, 0.10),   # FPR -33 % but sensitivity -0.12 > tolerance: not kept
+            row(5, 0.5, 0.20, 0.01),   # below min sensitivity after one met: never kept
+            row(6, 0.5, 0.53, 0.149)]  # both improve (barely): kept
+    kept, cb = _dual_choice(rows, min_sensitivity=0.25, dual_far_reduction=0.10,
+                            dual_sensitivity_tolerance=0.05)
+    assert kept == [1, 2, 3, 6]
+    assert cb._dual["best"] == (0.53, 0.149) and cb._dual["kept_meets"]
+
+
+def test_dual_improvement_fallback_only_carries_a_warning():
+    kept, cb = _dual_choice([row(1, 0.5, 0.10, 0.30), row(2, 0.5, 0.15, 0.20)],
+                            min_sensitivity=0.5)
+    assert kept == [1, 2] and not cb._dual["kept_meets"]
+
+
+def test_warm_up_from_lr_start_and_steps_that_cannot_fit():
+    f = [lr_multiplier(s, 100, 10, 10, 0.1, start_ratio=0.01) for s in range(12)]
+    assert f[0] == pytest.approx(0.01) and f[5] == pytest.approx(0.01 + 0.99 * 0.5)
+    assert f[10] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="cannot fit"):
+        TrainConfig(max_steps=100, warmup_steps=60, cooldown_steps=60)

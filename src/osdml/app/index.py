@@ -342,8 +342,13 @@ def _read_model(path: Path) -> _Model:
     data = path.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
     sidecar = _read_sidecar(path, sha)
+    if isinstance(sidecar, dict) and isinstance(sidecar.get("spec"), dict) \
+            and sidecar["spec"].get("input", "magnitude") != "magnitude":
+        _refuse_xyz(path)
     runner = PteRunner(path)
     shape, dtype = runner.input_shape, runner.input_dtype
+    if len(shape) == 3 and shape[:2] == (1, 3):
+        _refuse_xyz(path)
     if len(shape) != 3 or shape[:2] != (1, 1) or shape[2] < 1 or dtype != "float32":
         raise InputError(f"cannot publish {path}: its input is {shape} {dtype}; the app feeds "
                          "(1, 1, N) float32 (N samples of acceleration magnitude)")
@@ -355,6 +360,13 @@ def _read_model(path: Path) -> _Model:
         notes.append(f"{path.name}: the spec says {spec.window_samples} samples but the program "
                      f"takes {n}; the entry says {n}")
     return _Model(path, len(data), sha, n, spec, sidecar, notes)
+
+
+def _refuse_xyz(path: Path) -> None:
+    from osdml.spec import XYZ_REFUSED
+
+    raise InputError(XYZ_REFUSED.format(what="publish", path=path) + "; xyz models are for "
+                     "research ([data.windows] input = \"magnitude\" trains one the app runs)")
 
 
 def require_pte(path: str | Path) -> None:

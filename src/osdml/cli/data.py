@@ -84,8 +84,9 @@ def data_summary(files: Files, config: ConfigOpt = None, json_out: JsonOpt = Fal
     cfg = load_config(config)
     streams = read_osdb(files, cfg, no_cache, cache_dir)
     window, hop = cfg.data.windows.samples(cfg.data.reader.sample_rate_hz)
-    summary = summarize(streams, select_events(streams, cfg.data.selection), window, hop,
-                        cfg.data.reader.datapoint_s, cfg.data.labels)
+    xyz = cfg.data.windows.input == "xyz"  # three-axis input leaves out events without 3-D
+    summary = summarize(streams, select_events(streams, cfg.data.selection, need_3d=xyz),
+                        window, hop, cfg.data.reader.datapoint_s, cfg.data.labels)
     if json_out:
         print_json(summary.to_dict())
         return
@@ -163,7 +164,8 @@ def data_split(
     cfg = load_config(config, {"data": {"split": {"method": method, "n_folds": folds,
                                                   "group_by_user": group_by_user, "seed": seed}}})
     streams = read_osdb(files, cfg, no_cache, cache_dir)
-    selection = select_events(streams, cfg.data.selection)
+    selection = select_events(streams, cfg.data.selection,
+                              need_3d=cfg.data.windows.input == "xyz")  # as osdml train
     splits = split_events(streams, selection, cfg.data.split)
     manifest = split_manifest(streams, selection, splits, cfg.data.split)
     write_manifest(out, manifest)
@@ -199,13 +201,14 @@ def config_import(
 ) -> None:
     """Convert an nnTraining2 nnConfig*.json into an osdml configuration.
 
-    Every key is mapped, or listed as ignored with the reason."""
+    Every key is mapped to the same behaviour, or listed with the reason: "differs" (mapped,
+    but osdml does not do exactly what nnTraining2 does: the note says how) or "ignored"."""
     from osdml.fileio import atomic_write
     from osdml.nnconfig import import_nnconfig
 
-    cfg, ignored = import_nnconfig(nnconfig)
+    cfg, notes = import_nnconfig(nnconfig)
     header = f"# imported from {nnconfig} by osdml config import\n"
-    header += "".join(f"# ignored {k}: {why}\n" for k, why in ignored)
+    header += "".join(f"# {n.kind} {n.key}: {n.why}\n" for n in notes)
     text = header + "\n" + cfg.to_toml()
     if out is None:
         sys.stdout.write(text)
@@ -213,8 +216,11 @@ def config_import(
         with atomic_write(out, "w", encoding="utf-8") as f:
             f.write(text)
     con = get_console(stderr=out is None)
-    if ignored:
-        con.print(make_table(f"{len(ignored)} nnConfig keys ignored", ["key", "why"],
-                         [list(row) for row in ignored]))
+    for kind, title in (("differs", "nnConfig keys mapped with a behaviour that differs from "
+                                    "nnTraining2's"),
+                        ("ignored", "nnConfig keys ignored")):
+        rows = [[n.key, n.why] for n in notes if n.kind == kind]
+        if rows:
+            con.print(make_table(f"{len(rows)} {title}", ["key", "why"], rows))
     if out is not None:
         con.print(f"wrote {out}")

@@ -49,6 +49,21 @@ def convert(
     calibration: Annotated[list[Path] | None, typer.Option(
         help="OSDB files: real windows for int8 calibration, bundled test cases and the "
         "parity check (repeat the option).")] = None,
+    calibration_windows: Annotated[int, typer.Option(
+        help="int8: calibration windows, spread over the calibration events (0: all).")
+                                   ] = 1024,
+    observer: Annotated[str, typer.Option(
+        help="int8: activation range observer: minmax, histogram or moving_average.")
+                        ] = "minmax",
+    fp32_layers: Annotated[str, typer.Option(
+        help="int8: layers kept in fp32: auto (every layer int8 if decisions agree on 99% of "
+        "the calibration windows and 98% of positives stay; else the most sensitive layers, "
+        "measured one by one, kept in fp32 until they do), none (every layer int8) or "
+        "NAME,... (module names).")] = "auto",
+    qat_epochs: Annotated[int, typer.Option(
+        min=0, help="int8: quantization-aware fine-tuning epochs on the labelled calibration "
+        "events (0: post-training quantization only).")] = 0,
+    qat_lr: Annotated[float, typer.Option(help="int8: fine-tuning learning rate.")] = 1e-5,
     input_shape: Annotated[str | None, typer.Option(
         help="1,channels,samples when the file has no spec (default 1,1,750).")] = None,
     num_classes: Annotated[int | None, typer.Option(
@@ -75,7 +90,9 @@ def convert(
     opts = ConvertOptions(to=to, backend=backend, quantize=quantize,
                           calibration=[str(p) for p in calibration or []],
                           input_shape=_shape(input_shape), num_classes=num_classes,
-                          trust=trust, force=force)
+                          trust=trust, force=force, calibration_windows=calibration_windows,
+                          observer=observer, fp32_layers=fp32_layers, qat_epochs=qat_epochs,
+                          qat_lr=qat_lr)
     opts.check()
     found = find_inputs(inputs, recursive)
     if to in ("pte", "bpte"):
@@ -207,7 +224,10 @@ def validate(
         "its own; against an hd_ensemble reference: the largest p difference, default "
         "5e-5).")] = None,
     int8_min_agreement: Annotated[float, typer.Option(
-        min=0.0, max=1.0, help="int8: share of decisions that must agree.")] = 0.95,
+        min=0.0, max=1.0, help="int8: share of decisions that must agree.")] = 0.99,
+    int8_min_positive_kept: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="int8: share of the reference's positive windows that must "
+        "stay positive.")] = 0.98,
     int8_min_sqnr: Annotated[float, typer.Option(
         help="int8: lowest signal-to-quantization-noise ratio of the logits, dB.")] = 15.0,
     hold_to: Annotated[str, typer.Option(
@@ -233,6 +253,7 @@ def validate(
     require_executorch_for(models)
     tol = Tolerance(fp32_atol=1e-4 if atol is None else atol, hold_to=hold_to,
                     int8_min_agreement=int8_min_agreement, int8_min_sqnr_db=int8_min_sqnr,
+                    int8_min_positive_kept=int8_min_positive_kept,
                     ensemble_p_atol=ENSEMBLE_P_ATOL if atol is None else atol)
     with quiet_libraries():
         results = _validate(models, reference, data, windows, random, atol, tol)

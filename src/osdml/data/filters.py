@@ -54,7 +54,7 @@ def _norm(s: str | None) -> str:
 
 
 def _exclusion(e: EventInfo, cfg: SelectionConfig, sets: dict[str, set[str]],
-               labels: dict[str, int]) -> str | None:
+               labels: dict[str, int], need_3d: bool = False) -> str | None:
     """The first rule `e` fails, or None when it is selected."""
     if e.root_id in sets["invalid"] or e.id in sets["invalid"]:
         return "listed as invalid"
@@ -81,7 +81,7 @@ def _exclusion(e: EventInfo, cfg: SelectionConfig, sets: dict[str, set[str]],
         return "description not included"
     if any(s.lower() in desc for s in cfg.exclude_desc):
         return "description excluded"
-    if cfg.require_3d and e.n_datapoints_3d < e.n_datapoints:
+    if (cfg.require_3d or need_3d) and e.n_datapoints_3d < e.n_datapoints:
         return "no 3-D data"
     if cfg.require_hr and e.n_datapoints_hr < e.n_datapoints:
         return "no heart rate"
@@ -90,7 +90,8 @@ def _exclusion(e: EventInfo, cfg: SelectionConfig, sets: dict[str, set[str]],
     return None
 
 
-def select_events(streams: EventStreams, config: SelectionConfig | None = None) -> Selection:
+def select_events(streams: EventStreams, config: SelectionConfig | None = None, *,
+                  need_3d: bool = False) -> Selection:
     """Choose and label events by `config`.
 
     Parameters
@@ -99,6 +100,9 @@ def select_events(streams: EventStreams, config: SelectionConfig | None = None) 
     config : SelectionConfig, optional
         Include/exclude filters and the type -> label map (defaults: seizure 1, false alarm
         and nda 0).
+    need_3d : bool, default=False
+        Leave out events without valid rawData3D in every datapoint (as ``require_3d``,
+        counted as "no 3-D data"): three-axis input (``[data.windows] input = "xyz"``).
 
     Returns
     -------
@@ -112,7 +116,7 @@ def select_events(streams: EventStreams, config: SelectionConfig | None = None) 
     sets["invalid"] = set(cfg.invalid_event_ids)
     keep, keep_labels, excluded = [], [], Counter()
     for i, e in enumerate(streams.events):
-        reason = _exclusion(e, cfg, sets, labels)
+        reason = _exclusion(e, cfg, sets, labels, need_3d)
         if reason is None:
             keep.append(i)
             keep_labels.append(labels[_norm(e.type)])

@@ -84,6 +84,7 @@ def seizure_time_labels(
     *,
     source: EventStreams | None = None,
     source_starts: np.ndarray | None = None,
+    source_scales: np.ndarray | None = None,
 ) -> LabelledWindows:
     """Label the windows of seizure events by the events' ``seizureTimes`` (module docstring).
 
@@ -104,6 +105,11 @@ def seizure_time_labels(
     source_starts : np.ndarray of shape (len(windows.streams.segments),), int64, optional
         With `source`: the sample of `source` each segment's first sample was copied from
         (``Augmented.source_starts``).
+    source_scales : np.ndarray of shape (len(windows.streams.segments),), float, optional
+        With `source`: per segment 1, or the factor by which resampling stretched its source's
+        time axis (``Augmented.source_scales``; default all 1). A stretched segment's first
+        sample lies at its source sample's time x factor (relative to the reference), then
+        1 / rate per sample, and its copy's ``seizureTimes`` were scaled alike.
 
     Returns
     -------
@@ -122,7 +128,8 @@ def seizure_time_labels(
     seizure = np.flatnonzero(np.asarray(windows.labels) == SEIZURE)
     if not len(seizure):
         return LabelledWindows(windows, LabelCounts())
-    first, last = window_times(windows, seizure, source=source, source_starts=source_starts)
+    first, last = window_times(windows, seizure, source=source, source_starts=source_starts,
+                               source_scales=source_scales)
     infos = windows.streams.events
     events = np.asarray(windows.event, dtype=np.int64)[seizure]
     unique, which = np.unique(events, return_inverse=True)
@@ -152,11 +159,12 @@ def seizure_time_labels(
         labels = np.array(windows.labels, dtype=np.int64, copy=True)
         labels[out] = 0
         return LabelledWindows(Windows(windows.streams, windows.starts, windows.event, labels,
-                                       windows.window_samples), counts)
+                                       windows.window_samples, windows.input), counts)
     keep = np.ones(len(windows), dtype=bool)
     keep[out] = False
     return LabelledWindows(Windows(windows.streams, windows.starts[keep], windows.event[keep],
-                                   windows.labels[keep], windows.window_samples), counts)
+                                   windows.labels[keep], windows.window_samples,
+                                   windows.input), counts)
 
 
 def window_times(
@@ -165,6 +173,7 @@ def window_times(
     *,
     source: EventStreams | None = None,
     source_starts: np.ndarray | None = None,
+    source_scales: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Start and end of the time each window covers, relative to its event's ``dataTime``.
 
@@ -173,7 +182,7 @@ def window_times(
     windows : Windows
     indices : np.ndarray of int, optional
         The windows wanted (default all).
-    source, source_starts : optional
+    source, source_starts, source_scales : optional
         For windows of augmented copies: as in ``seizure_time_labels``.
 
     Returns
@@ -197,6 +206,7 @@ def window_times(
     start_s = np.full(len(idx), np.nan)
     end_s = np.full(len(idx), np.nan)
     own = windows.streams
+    scale, offset = np.ones(len(idx)), np.zeros(len(idx), dtype=np.int64)
     if source is None:
         timed, g, ev = own, starts, events
     else:
@@ -209,17 +219,26 @@ def window_times(
         seg_first = own.segments[:, 0]
         seg = np.searchsorted(seg_first, starts, side="right") - 1
         g = source_starts[seg] + (starts - seg_first[seg])
+        if source_scales is not None:  # resampled segments: timed from their first sample
+            source_scales = np.asarray(source_scales, dtype=np.float64)
+            if len(source_scales) != len(own.segments):
+                raise ValueError(f"source_scales has {len(source_scales)} entries for "
+                                 f"{len(own.segments)} segments")
+            scale = source_scales[seg]
+            offset = np.where(scale != 1.0, starts - seg_first[seg], 0)
+            g = np.where(scale != 1.0, source_starts[seg], g)
         index = source.index_of()
         root = np.array([index.get(e.root_id, -1) for e in own.events], dtype=np.int64)
         ev = root[events] if len(root) else events
         known = (source_starts[seg] >= 0) & (ev >= 0)
         timed, g, ev, idx_known = source, g[known], ev[known], np.flatnonzero(known)
+        scale, offset = scale[known], offset[known]
     if timed.dp_time_s is None or not len(g):
         return start_s, end_s
     rate = float(timed.sample_rate_hz)
     spd = int(round(rate * DATAPOINT_S))
     dp_time = timed.dp_time_s
-    stop = g + windows.window_samples - 1
+    stop = np.where(scale != 1.0, g, g + windows.window_samples - 1)
     ok = (g >= 0) & (stop < len(dp_time) * spd)
     uniq, inverse = np.unique(ev[ok], return_inverse=True)
     t0 = np.array([_reference_s(timed, int(e), spd) for e in uniq], dtype=np.float64)[inverse]
@@ -228,8 +247,12 @@ def window_times(
     t_last = (np.asarray(dp_time[stop_ok // spd], dtype=np.float64)
               - (spd - 1 - stop_ok % spd) / rate)
     where = np.flatnonzero(ok) if source is None else idx_known[ok]
-    start_s[where] = t_first - 1.0 / rate - t0
-    end_s[where] = t_last - t0
+    sc, off = scale[ok], offset[ok]
+    stretched = sc != 1.0  # its own axis: source time x scale about t0, then 1 / rate a sample
+    first_rel = sc * (t_first - t0) + off / rate
+    start_s[where] = np.where(stretched, first_rel - 1.0 / rate, t_first - 1.0 / rate - t0)
+    end_s[where] = np.where(stretched, first_rel + (windows.window_samples - 1) / rate,
+                            t_last - t0)
     return start_s, end_s
 
 

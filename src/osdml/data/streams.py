@@ -147,6 +147,48 @@ class EventStreams:
             raise ValueError(f"event {self.events[event_index].id}: segments not contiguous")
         return int(rows[0, 0]), int(ends[-1])
 
+    def xyz_at(self, starts: np.ndarray, length: int) -> np.ndarray:
+        """Three-axis inputs: x, y, z of ``samples[start:start + length]`` for each start.
+
+        Each input's samples must lie in segments with 3-D data and whose ``xyz`` rows run
+        on with its ``samples`` (the segments of one event that has 3-D data in every
+        datapoint do, gaps included).
+
+        Parameters
+        ----------
+        starts : np.ndarray of shape (k,), int
+            First samples, indices into ``samples``.
+        length : int
+            Samples per input.
+
+        Returns
+        -------
+        np.ndarray of shape (k, 3, length), float32
+            Channels x, y, z in g: the recorded whole milli-g divided by 1000 in double, then
+            cast to float32 (as the app turns rawData into g).
+
+        Raises
+        ------
+        ValueError
+            If an input reaches samples without 3-D data.
+        """
+        starts = np.asarray(starts, dtype=np.int64)
+        if not len(starts):
+            return np.empty((0, 3, length), np.float32)
+        seg = self.segments
+        first = np.searchsorted(seg[:, 0], starts, side="right") - 1
+        last = np.searchsorted(seg[:, 0], starts + length - 1, side="right") - 1
+        offset = seg[first, 2] - seg[first, 0]
+        bad = (first < 0) | (seg[first, 2] < 0) | (seg[last, 2] < 0) | (
+            seg[last, 2] - seg[last, 0] != offset)
+        if np.any(bad):
+            s = int(starts[np.argmax(bad)])
+            raise ValueError(f"samples {s}..{s + length - 1} have no 3-D (rawData3D) data; "
+                             "three-axis input needs it in every datapoint")
+        rows = (starts + offset)[:, None] + np.arange(length)
+        xyz = np.asarray(self.xyz[rows], dtype=np.float64) / 1000.0  # (k, length, 3)
+        return np.ascontiguousarray(xyz.transpose(0, 2, 1), dtype=np.float32)
+
     def index_of(self) -> dict[str, int]:
         """Map event id -> index in ``events``."""
         return {e.id: i for i, e in enumerate(self.events)}

@@ -128,7 +128,8 @@ def load_model(path: str | Path, name: str, common: AppSettings,
     Raises
     ------
     InputError
-        If the file cannot be loaded, does not take the app's input or does not give what
+        If the file cannot be loaded, does not take the app's input (a three-axis model,
+        spec input "xyz", is refused: the app feeds magnitude only) or does not give what
         the app reads.
     """
     from osdml.app.engine import app_probability
@@ -147,6 +148,12 @@ def load_model(path: str | Path, name: str, common: AppSettings,
     from osdml.export.validate import artefact_runner
 
     spec = model_spec(path)
+    if spec is not None and spec.input != "magnitude":
+        from osdml.errors import InputError
+        from osdml.spec import XYZ_REFUSED
+
+        raise InputError(XYZ_REFUSED.format(what="replay", path=path) + "; its run folder's "
+                         "events.csv holds what the app's engine would do if fed x, y, z")
     size = spec.window_samples if spec else _input_size(fmt, path)
     tuned = {k: (spec.app_settings or {}).get(k) for k in ("threshold_pct", "gate_pct")} \
         if spec else {}

@@ -45,6 +45,15 @@ class ConvertOptions:
     trust: bool = False
     force: bool = False
     bundle_windows: int = 32
+    # int8 (osdml.export.quantize; measured choices in docs/export.md): calibration windows
+    # (<= 0: all of the calibration side), activation observer, layers kept in fp32 (None,
+    # "auto" or module names) and quantization-aware fine-tuning epochs / learning rate
+    calibration_windows: int = 1024
+    observer: str = "minmax"
+    fp32_layers: str | None = "auto"
+    qat_epochs: int = 0
+    qat_lr: float = 1e-5
+    held_out_windows: int = 1024
 
     def check(self) -> None:
         """Raise ``InputError`` for option combinations that cannot work."""
@@ -67,12 +76,25 @@ class ConvertOptions:
                              "to .ptl")
         if self.backend not in ("xnnpack", "portable"):
             raise InputError(f"--backend {self.backend!r}: must be xnnpack or portable")
+        if not self.quantize and (self.fp32_layers not in (None, "auto", "none")
+                                  or self.qat_epochs):
+            raise InputError("--fp32-layers and --qat-epochs apply to --quantize int8")
+        from osdml.export.quantize import OBSERVERS
+
+        if self.observer not in OBSERVERS:
+            raise InputError(f"--observer {self.observer!r}: must be one of "
+                             f"{', '.join(OBSERVERS)}")
+        if self.qat_epochs < 0 or not self.qat_lr > 0:
+            raise InputError("--qat-epochs must be >= 0 and --qat-lr > 0")
 
     def stamp(self, src: Path) -> dict[str, Any]:
         """What the sidecar records about the conversion (an output is up to date only if its
         stamp matches the options asked for now)."""
+        int8 = ({"calibration_windows": self.calibration_windows, "observer": self.observer,
+                 "fp32_layers": self.fp32_layers, "qat_epochs": self.qat_epochs,
+                 "qat_lr": self.qat_lr} if self.quantize else {})
         return {"source": str(src), "to": self.to, "backend": self.backend,
-                "quantize": self.quantize}
+                "quantize": self.quantize, **int8}
 
 
 @dataclass
@@ -90,6 +112,7 @@ class ConvertResult:
     fp32_size_bytes: int | None = None
     check: dict[str, Any] = field(default_factory=dict)
     exit_code: int = 0
+    int8: dict[str, Any] = field(default_factory=dict)  # how the int8 model was made
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -165,7 +188,6 @@ def _export(source, path: Path, opts: ConvertOptions, windows: dict,
                          "judged on p against scipy's Harrell-Davis estimate, which int8 "
                          "members would not meet; convert it as fp32")
     if opts.quantize:
-        from osdml.export.quantize import quantize_int8
         from osdml.export.source import eager_from_weights
 
         spec = spec.model_copy(update={"quantization": opts.quantize})  # read on the phone too
@@ -174,7 +196,7 @@ def _export(source, path: Path, opts: ConvertOptions, windows: dict,
         eager = eager_from_weights(source)
         if eager is not source:
             result.notes = eager.notes
-        lowered, graph = quantize_int8(eager.module(), source.spec, windows["calibration"]), None
+        lowered, graph = _int8(eager.module(), source.spec, opts, windows, result), None
     if opts.to == "ptl":
         _to_ptl(source, path)
         return {"format": "ptl", "spec": spec}
@@ -200,6 +222,36 @@ def _export(source, path: Path, opts: ConvertOptions, windows: dict,
     return {"format": "pte", "info": info, "spec": spec}
 
 
+def _int8(module, spec, opts: ConvertOptions, windows: dict, result: ConvertResult):
+    """The int8 graph module by `opts` (``osdml.export.quantize``); what was done goes to
+    ``result.int8`` (and so to the sidecar)."""
+    from osdml.export.quantize import QatSettings, choose_fp32_layers, quantize_int8
+
+    calibration = windows["calibration"]
+    info: dict[str, Any] = {"calibration_windows": len(calibration), "observer": opts.observer}
+    layers: list[str] = []
+    if opts.fp32_layers == "auto":
+        choice = choose_fp32_layers(module, spec, calibration, observer=opts.observer)
+        layers = choice.layers
+        info["fp32_layers_choice"] = {"goal_met_on_calibration": choice.met, **choice.final,
+                                      "ranking": choice.ranking}
+    elif opts.fp32_layers and opts.fp32_layers != "none":
+        layers = [n.strip() for n in opts.fp32_layers.split(",") if n.strip()]
+    info["fp32_layers"] = layers
+    qat = None
+    if opts.qat_epochs:
+        x, y = windows["train"]
+        qat = QatSettings(x, y, epochs=opts.qat_epochs, lr=opts.qat_lr)
+        info["qat"] = {"epochs": opts.qat_epochs, "lr": opts.qat_lr, "windows": len(x),
+                       "batch": qat.batch, "distill": qat.distill, "seed": qat.seed}
+    graph = quantize_int8(module, spec, calibration, observer=opts.observer,
+                          fp32_layers=layers, qat=qat)
+    result.int8 = info
+    if layers:
+        result.notes.append(f"layers kept in fp32: {', '.join(layers)}")
+    return graph
+
+
 def _write_sidecar(out: Path, spec, facts: dict[str, Any], stamp: dict[str, Any],
                    result: ConvertResult) -> None:
     from osdml.export.pte import sha256_of, write_pte_manifest
@@ -209,6 +261,8 @@ def _write_sidecar(out: Path, spec, facts: dict[str, Any], stamp: dict[str, Any]
     extra = {"conversion": stamp, "validation": {
         "against": f"the source model {stamp.get('source', '')}".strip(),
         **{k: v for k, v in result.check.items() if isinstance(v, str | int | float | bool)}}}
+    if result.int8:
+        extra["int8"] = result.int8
     if facts["format"] == "pte":
         info = facts["info"]
         info.path = str(out)
@@ -236,14 +290,21 @@ def _windows(opts: ConvertOptions, spec) -> dict[str, Any]:
     from osdml.export.quantize import real_windows
 
     if opts.calibration:
-        rw = real_windows(opts.calibration, spec)
-        return {"calibration": rw.calibration, "held_out": rw.held_out, "source": rw.source}
-    if spec.input_shape[1] != 1 or spec.window_samples < 125:
-        rng = np.random.default_rng(0)  # the model does not take OSDB magnitude windows
+        n = opts.calibration_windows if opts.quantize else 256
+        rw = real_windows(opts.calibration, spec, n_calibration=0 if opts.qat_epochs else n,
+                          n_held_out=opts.held_out_windows)
+        calibration, labels = rw.calibration, rw.calibration_labels
+        if opts.qat_epochs and n > 0 and len(calibration) > n:  # QAT trains on all of them
+            take = np.unique(np.linspace(0, len(calibration) - 1, n).round().astype(int))
+            calibration = calibration[take]
+        return {"calibration": calibration, "held_out": rw.held_out, "source": rw.source,
+                "train": (rw.calibration, labels)}
+    if spec.input_shape[1] != (3 if spec.input == "xyz" else 1) or spec.window_samples < 125:
+        rng = np.random.default_rng(0)  # the model does not take OSDB windows
         x = (1.0 + 0.3 * rng.standard_normal((64, *spec.input_shape[1:]))).astype(np.float32)
         return {"calibration": None, "held_out": x,
-                "source": "64 random inputs only (the model does not take 1-channel OSDB "
-                          "windows, so real windows cannot be used)"}
+                "source": "64 random inputs only (the model does not take OSDB magnitude or "
+                          "x, y, z windows, so real windows cannot be used)"}
     from osdml.data.synthetic import SynthSpec, write_synthetic
 
     with tempfile.TemporaryDirectory() as tmp:

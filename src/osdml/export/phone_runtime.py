@@ -64,7 +64,19 @@ MEASURED_ENSEMBLE: dict[str, dict[str, Any]] = {
                      "on": "256 held-out test windows of the demo data's ensemble (6 members, "
                            "3 kept; 40 events of 2 held-out users)"},
 }
-MEASURED_BY_ARCH = {MEASURED_ARCH: MEASURED, "hd_ensemble": MEASURED_ENSEMBLE}
+# CnnLstm (osdml.models.cnn_lstm, its LSTM written out step by step when exported): a short
+# `osdml train` run with [model] arch = "cnn_lstm" on `osdml synth --users 4 --seed 0` data,
+# its model.pt converted with `osdml convert` (3 XNNPACK delegate calls), checked with
+# CNN_LSTM_COMMAND on the run's held-out test windows. Only fp32 XNNPACK was checked.
+CNN_LSTM_COMMAND = ".venv/bin/python benchmarks/app_runtime.py --ensemble RUN/model.pte"
+MEASURED_CNN_LSTM: dict[str, dict[str, Any]] = {
+    "xnnpack-fp32": {"loads": True, "agrees": True, "max_abs_logit_diff": 0.0, "windows": 256,
+                     "checked": "2026-12-01", "command": CNN_LSTM_COMMAND,
+                     "on": "256 held-out test windows of a short cnn_lstm run on synthetic "
+                           "OSDB data (16 events)"},
+}
+MEASURED_BY_ARCH = {MEASURED_ARCH: MEASURED, "hd_ensemble": MEASURED_ENSEMBLE,
+                    "cnn_lstm": MEASURED_CNN_LSTM}
 
 
 def kind_of(backend: str, quantization: str | None) -> str:

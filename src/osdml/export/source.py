@@ -17,7 +17,11 @@ Accepted, identified by content (``sniff``):
 
 Without a spec the architecture is inferred from the weights (classes from the last layer,
 input channels from the first convolution, the conv-dropout layout from the key indices) and
-every inference is recorded in ``Source.notes``. Weights are always loaded strictly.
+every inference is recorded in ``Source.notes``. Weights are always loaded strictly. Two
+architectures are recognised: DeepEpiCnn (``conv_stack.*``) and nnTraining2's CnnLstm
+(``cnn_extractor.*``, ``lstm.*``; ``cnnLstmModel_torch.py``), whose 1-s CNN window and
+window length come from ``modelConfig.cnnWindowSeconds`` and ``lstmWindowSeconds`` when the
+checkpoint has its config, else 25 and 750 samples.
 """
 
 from __future__ import annotations
@@ -202,20 +206,33 @@ def _nntraining2_kwargs(payload: dict, notes: list[str]) -> dict[str, Any]:
         value = payload.get(key, mc.get(cfg_key))
         if isinstance(value, int | float) and not isinstance(value, bool):
             out[key] = float(value)
+    # CnnLstm's own timing (used only if the weights are a CnnLstm's): cnn_lstm_* keys
+    try:
+        rate = float(mc.get("sampleFreq", 25))
+        if "cnnWindowSeconds" in mc:
+            out["cnn_lstm_window"] = int(round(rate * float(mc["cnnWindowSeconds"])))
+        if "lstmWindowSeconds" in mc:
+            out["cnn_lstm_length"] = int(round(rate * float(mc["lstmWindowSeconds"])))
+    except (TypeError, ValueError, OverflowError):
+        notes.append("config.modelConfig cnnWindowSeconds/lstmWindowSeconds unreadable")
     return out
 
 
 def _from_module(found: sn.Sniffed, module: torch.nn.Module, input_shape) -> Source:
     """A trusted, unpickled whole module: used as it is, in eval mode."""
+    from osdml.models.cnn_lstm import CnnLstm
     from osdml.models.deep_epi_cnn import DeepEpiCnn
 
     module = module.eval()
     notes = ["whole pickled module loaded with --trust"]
-    if isinstance(module, DeepEpiCnn):
+    if isinstance(module, DeepEpiCnn | CnnLstm):
         state = {k: v for k, v in module.state_dict().items()}
         kwargs = {"input_length": module.input_length}
-        return _from_state_dict(found, state, "pickled DeepEpiCnn module (trusted)", kwargs,
-                                input_shape, notes)
+        if isinstance(module, CnnLstm):
+            kwargs.update(cnn_lstm_window=module.cnn_window_samples,
+                          cnn_lstm_length=module.input_length)
+        return _from_state_dict(found, state, f"pickled {type(module).__name__} module "
+                                "(trusted)", kwargs, input_shape, notes)
     shape = input_shape or (1, 1, 750)
     with torch.no_grad():
         try:
@@ -267,17 +284,54 @@ def infer_deep_epi_cnn(state: dict[str, Any]) -> dict[str, Any] | None:
     return kwargs
 
 
+def infer_cnn_lstm(state: dict[str, Any]) -> dict[str, Any] | None:
+    """CnnLstm constructor arguments that fit the keys and shapes of `state` (nnTraining2's
+    ``cnnLstmModel_torch.CnnLstm`` names), or None.
+
+    Classes come from ``fc_out``, input channels from ``cnn_extractor.conv1``, the feature
+    size from ``cnn_extractor.fc_feature``, the LSTM's hidden size and layers from ``lstm.*``.
+    The CNN window and the window length leave no trace in the weights (global pooling; the
+    LSTM runs any number of steps): the caller supplies them.
+    """
+    need = ("cnn_extractor.conv1.weight", "cnn_extractor.fc_feature.weight",
+            "lstm.weight_hh_l0", "fc1.weight", "fc_out.weight")
+    if not all(k in state and state[k].dim() >= 2 for k in need):
+        return None
+    layers = 0
+    while f"lstm.weight_ih_l{layers}" in state:
+        layers += 1
+    return {"num_classes": int(state["fc_out.weight"].shape[0]),
+            "in_channels": int(state["cnn_extractor.conv1.weight"].shape[1]),
+            "feature_dim": int(state["cnn_extractor.fc_feature.weight"].shape[0]),
+            "lstm_hidden": int(state["lstm.weight_hh_l0"].shape[1]),
+            "lstm_layers": layers}
+
+
 def _from_state_dict(found: sn.Sniffed, state: dict[str, Any], origin: str,
                      kwargs: dict[str, Any], input_shape, notes: list[str]) -> Source:
     path = found.path
     state = _strip_prefixes(dict(state), notes)
-    inferred = infer_deep_epi_cnn(state)
+    kwargs = dict(kwargs)
+    cnn_window = kwargs.pop("cnn_lstm_window", None)
+    lstm_length = kwargs.pop("cnn_lstm_length", None)
+    name, inferred = "deep_epi_cnn", infer_deep_epi_cnn(state)
+    if inferred is None:
+        name, inferred = "cnn_lstm", infer_cnn_lstm(state)
     if inferred is None:
         names = ", ".join(list(state)[:4])
         raise InputError(f"cannot convert {path}: {len(state)} weights (first: {names}) match "
                          "no registered architecture (deep_epi_cnn needs conv_stack.*, fc1..fc4, "
-                         "fc_out)")
-    if "conv_dropout" in kwargs and (kwargs["conv_dropout"] > 0) != (inferred["conv_dropout"] > 0):
+                         "fc_out; cnn_lstm needs cnn_extractor.*, lstm.*, fc1..fc3, fc_out)")
+    if name == "cnn_lstm":
+        inferred["cnn_window_samples"] = cnn_window or 25
+        if lstm_length:
+            kwargs["input_length"] = lstm_length
+            notes.append(f"window {lstm_length} samples from config.modelConfig "
+                         "(sampleFreq x lstmWindowSeconds)")
+        notes.append(f"CNN window {inferred['cnn_window_samples']} samples "
+                     f"({'config.modelConfig.cnnWindowSeconds' if cnn_window else 'default'})")
+    if ("conv_dropout" in kwargs and "conv_dropout" in inferred
+            and (kwargs["conv_dropout"] > 0) != (inferred["conv_dropout"] > 0)):
         notes.append(f"conv_dropout {kwargs['conv_dropout']} in the file disagrees with the key "
                      "layout; the layout wins")
         kwargs.pop("conv_dropout")
@@ -293,19 +347,25 @@ def _from_state_dict(found: sn.Sniffed, state: dict[str, Any], origin: str,
     if input_shape and input_shape[2] != arch["input_length"]:
         raise InputError(f"cannot convert {path}: --input-shape {input_shape} disagrees with the "
                          f"file's window of {arch['input_length']} samples")
-    notes.insert(0, f"inferred deep_epi_cnn: {arch['num_classes']} classes, "
-                    f"{arch['in_channels']} input channel(s), conv blocks "
-                    f"{'with' if arch['conv_dropout'] > 0 else 'without'} dropout")
+    if name == "cnn_lstm":
+        notes.insert(0, f"inferred cnn_lstm: {arch['num_classes']} classes, "
+                        f"{arch['in_channels']} input channel(s), features "
+                        f"{arch['feature_dim']}, LSTM {arch['lstm_layers']} x "
+                        f"{arch['lstm_hidden']}")
+    else:
+        notes.insert(0, f"inferred deep_epi_cnn: {arch['num_classes']} classes, "
+                        f"{arch['in_channels']} input channel(s), conv blocks "
+                        f"{'with' if arch['conv_dropout'] > 0 else 'without'} dropout")
     from osdml.models import create_model
 
     try:
-        model = create_model("deep_epi_cnn", **arch)
+        model = create_model(name, **arch)
     except ValueError as e:
         raise InputError(f"cannot convert {path}: the model cannot take input shape "
                          f"(1, {arch['in_channels']}, {arch['input_length']}): {e}") from None
     _load_strict(model, state, path, notes)
     n = arch["num_classes"]
-    spec = ModelSpec(arch="deep_epi_cnn", arch_kwargs=arch,
+    spec = ModelSpec(arch=name, arch_kwargs=arch,
                      input_shape=(1, arch["in_channels"], arch["input_length"]),
                      window_samples=arch["input_length"], sample_rate_hz=rate,
                      hop_samples=max(1, round(rate * 5)),
@@ -408,8 +468,8 @@ def eager_from_weights(src: Source) -> Source:
                                    {"input_length": src.spec.window_samples}, None, [])
     except InputError:
         return src
-    rebuilt.notes = [*src.notes, "eager DeepEpiCnn rebuilt from the TorchScript weights "
-                     "(" + rebuilt.notes[0] + ")"]
+    rebuilt.notes = [*src.notes, f"eager {rebuilt.spec.arch} rebuilt from the TorchScript "
+                     "weights (" + rebuilt.notes[0] + ")"]
     return rebuilt
 
 

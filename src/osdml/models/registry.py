@@ -57,4 +57,5 @@ def create_model(name: str, **kwargs: Any):
 
 
 def _load_builtin() -> None:
-    from osdml.models import deep_epi_cnn, ensemble  # noqa: F401  (they register themselves)
+    # the modules register themselves when imported
+    from osdml.models import cnn_lstm, deep_epi_cnn, ensemble  # noqa: F401

@@ -8,7 +8,17 @@ Criteria (``TrainConfig.checkpoint_metric``):
 
 - ``min_fpr``: lowest window false-positive rate, among epochs with sensitivity at least
   ``min_sensitivity`` (ties: higher sensitivity, then lower loss);
-- ``youden``: highest sensitivity - FPR; ``f_beta``: highest F-beta of the seizure class;
+- ``youden``: highest sensitivity - FPR; ``f_beta``: highest F-beta of the seizure class
+  (precision and sensitivity);
+- ``f_beta_spec``: highest ``(1 + b^2) sens spec / (b^2 spec + sens)`` with spec = 1 - FPR:
+  nnTraining2's ``f_beta`` (``calculate_selection_metric`` in nnTrainer.py), an F-beta with
+  specificity in the place of precision;
+- ``dual_improvement``: nnTraining2's default rule (nnTrainer.py, after Spahr et al. 2025):
+  an epoch is kept when both sensitivity and FPR improve on the last kept epoch, or when its
+  FPR is more than ``dual_far_reduction`` (relative) below the last kept one with sensitivity
+  within ``dual_sensitivity_tolerance`` of it; the last epoch so kept is the choice. Until an
+  epoch meets the criteria below, epochs are kept when both improve (nnTraining2's fallback),
+  and such a choice carries a warning;
 - ``val_loss``: lowest validation loss.
 
 The metric criteria consider only epochs that reach ``min_sensitivity``, stay within
@@ -52,8 +62,36 @@ def epoch_score(row: dict[str, Any], cfg: TrainConfig) -> tuple | None:
         return None
     if cfg.checkpoint_metric == "min_fpr":
         return (-fpr, sens, -loss)
+    if cfg.checkpoint_metric == "f_beta_spec":
+        return (f_beta_spec(sens, fpr, cfg.f_beta), -loss)
+    if cfg.checkpoint_metric == "dual_improvement":
+        return (sens, -fpr)  # qualifies; the choice itself is sequential (CheckpointChoice)
     value = row.get("val_youden" if cfg.checkpoint_metric == "youden" else "val_f_beta")
     return None if value is None else (value, -loss)
+
+
+def f_beta_spec(sensitivity: float, fpr: float, beta: float) -> float:
+    """nnTraining2's ``f_beta``: ``(1 + b^2) sens spec / (b^2 spec + sens)``, spec = 1 - fpr
+    (0 when both are 0). Source: ``calculate_selection_metric``, user_tools/nnTraining2/
+    nnTrainer.py (OpenSeizureDatabase)."""
+    spec, b2 = 1.0 - fpr, beta * beta
+    denom = b2 * spec + sensitivity
+    return 0.0 if denom == 0 else (1 + b2) * sensitivity * spec / denom
+
+
+def dual_improves(sens: float, fpr: float, best: tuple[float, float] | None, meets: bool,
+                  far_reduction: float, sens_tolerance: float) -> bool:
+    """nnTraining2's ``dual_improvement`` rule: does an epoch with (`sens`, `fpr`) replace the
+    last kept epoch `best` = (sensitivity, FPR) (None: nothing kept yet, i.e. sensitivity 0
+    and FPR infinite)? `meets`: the epoch meets min_sensitivity / max_fpr; if not, only "both
+    improved" counts (the fallback). Source: the checkpoint loop of nnTrainer.py."""
+    best_sens, best_far = best if best is not None else (0.0, math.inf)
+    if sens > best_sens and fpr < best_far:
+        return True
+    if not meets:
+        return False
+    reduction = (best_far - fpr) / best_far if 0 < best_far < math.inf else 0.0
+    return reduction > far_reduction and abs(sens - best_sens) <= sens_tolerance
 
 
 @dataclass
@@ -84,6 +122,23 @@ class CheckpointChoice(L.Callback):
         self._best: tuple[tuple, int, dict] | None = None
         self._best_loss: tuple[tuple, int, dict] | None = None
         self._pending: dict[str, Any] | None = None
+        # dual_improvement: (sensitivity, FPR) of the last kept epoch, whether any epoch met the
+        # criteria, and whether the kept one did
+        self._dual: dict[str, Any] = {"best": None, "met": False, "kept_meets": False}
+
+    def _dual_keeps(self, row: dict[str, Any], meets: bool) -> bool:
+        sens, fpr, loss = row.get("val_sensitivity"), row.get("val_fpr"), row.get("val_loss")
+        if sens is None or fpr is None or loss is None or math.isnan(loss):
+            return False
+        if not meets and self._dual["met"]:
+            return False
+        self._dual["met"] = self._dual["met"] or meets
+        best = self._dual["best"]
+        if not dual_improves(sens, fpr, None if best is None else tuple(best), meets,
+                             self.cfg.dual_far_reduction, self.cfg.dual_sensitivity_tolerance):
+            return False
+        self._dual.update(best=(sens, fpr), kept_meets=meets)
+        return True
 
     def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         # after the module's on_validation_epoch_end and the epoch-level reduction of val_loss
@@ -99,8 +154,12 @@ class CheckpointChoice(L.Callback):
                                                  "predicted_classes")}}
         score = epoch_score(row, self.cfg)
         row["best_so_far"] = False
-        if score is not None and (self._best is None or score > self._best[0]):
-            self._best = (score, row["epoch"], _copy_state(module))
+        if self.cfg.checkpoint_metric == "dual_improvement":
+            keep = self._dual_keeps(row, meets=score is not None)
+        else:
+            keep = score is not None and (self._best is None or score > self._best[0])
+        if keep:
+            self._best = (score or (), row["epoch"], _copy_state(module))
             row["best_so_far"] = True
         loss_score = epoch_score(row, self.cfg.model_copy(update={"checkpoint_metric":
                                                                   "val_loss"}))
@@ -120,12 +179,14 @@ class CheckpointChoice(L.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         """History and the kept weights, saved in Lightning checkpoints (for resume)."""
-        return {"history": self.history, "best": self._best, "best_loss": self._best_loss}
+        return {"history": self.history, "best": self._best, "best_loss": self._best_loss,
+                "dual": self._dual}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = list(state_dict["history"])
         self._best = _tuple(state_dict["best"])
         self._best_loss = _tuple(state_dict["best_loss"])
+        self._dual = dict(state_dict.get("dual") or self._dual)
         if self.csv_path is not None and self.history:
             write_metrics_csv(self.csv_path, self.history)
 
@@ -141,7 +202,16 @@ class CheckpointChoice(L.Callback):
             self.history.append(self._pending)
             self._pending = None
         if self._best is not None:
-            return Choice(self._best[1], self.cfg.checkpoint_metric, None, self._best[2])
+            warning = None
+            if self.cfg.checkpoint_metric == "dual_improvement" and not self._dual["kept_meets"]:
+                warning = (f"no epoch met checkpoint_metric='dual_improvement' (sensitivity >= "
+                           f"{self.cfg.min_sensitivity}"
+                           + (f", FPR <= {self.cfg.max_fpr}" if self.cfg.max_fpr is not None
+                              else "")
+                           + ", both classes predicted) when it was kept; using the epoch kept "
+                           "by nnTraining2's fallback (sensitivity and FPR both improved)")
+                warnings.warn(warning, stacklevel=2)
+            return Choice(self._best[1], self.cfg.checkpoint_metric, warning, self._best[2])
         if self._best_loss is None:
             raise RuntimeError("no validation pass completed; nothing to choose a checkpoint "
                                "from")

@@ -28,7 +28,7 @@ from osdml.data.windows import Windows, WindowSet
 
 
 class WindowBatches(torch.utils.data.Dataset):
-    """Map a list of window indices to ``(x, y, idx)``: x (n, 1, L) float32 in g, y (n,) int64,
+    """Map a list of window indices to ``(x, y, idx)``: x (n, C, L) float32 in g, y (n,) int64,
     idx (n,) int64 (the windows' positions, to put gathered validation outputs in order)."""
 
     def __init__(self, windows: WindowSet | Windows):

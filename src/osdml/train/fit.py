@@ -32,6 +32,7 @@ import torch
 
 from osdml.config import RunConfig
 from osdml.data.windows import Windows, WindowSet
+from osdml.errors import InputError
 from osdml.models import create_model
 from osdml.train.choice import CheckpointChoice, Choice
 from osdml.train.datamodule import WindowDataModule
@@ -114,8 +115,9 @@ def fit(config: RunConfig, train: WindowSet, val: Windows | WindowSet, *,
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     arch_kwargs = {"input_length": train.window_samples,
                    "num_classes": max(config.data.selection.labels.values()) + 1,
-                   "conv_dropout": config.model.conv_dropout,
-                   "dense_dropout": config.model.dense_dropout}
+                   **config.model.arch_options(config.data.reader.sample_rate_hz)}
+    if getattr(train, "channels", 1) != 1:  # three-axis input ([data.windows] input = "xyz")
+        arch_kwargs["in_channels"] = train.channels
     model = create_model(config.model.arch, **arch_kwargs)
     # ---------------------------------------------------------------- data and module
     data = WindowDataModule(train, val, cfg.batch_size, cfg.balanced_sampling, cfg.seed,
@@ -126,7 +128,15 @@ def fit(config: RunConfig, train: WindowSet, val: Windows | WindowSet, *,
         counts = np.bincount(np.asarray(train.labels), minlength=arch_kwargs["num_classes"])
         weights = torch.tensor(len(train.labels) / (len(counts) * np.maximum(counts, 1)),
                                dtype=torch.float32)
-    module = SeizureClassifier(model, cfg, data.steps_per_epoch() * cfg.max_epochs, weights)
+    elif isinstance(cfg.class_weights, list):
+        if len(cfg.class_weights) != arch_kwargs["num_classes"]:
+            raise InputError(f"train.class_weights has {len(cfg.class_weights)} weights for "
+                             f"{arch_kwargs['num_classes']} classes")
+        weights = torch.tensor(cfg.class_weights, dtype=torch.float32)
+    total_steps = data.steps_per_epoch() * cfg.max_epochs
+    if cfg.max_steps is not None:
+        total_steps = min(total_steps, cfg.max_steps)
+    module = SeizureClassifier(model, cfg, total_steps, weights)
     if place.distributed and place.accelerator == "cpu":
         module.threads = threads_per_process(place.devices)
     # ---------------------------------------------------------------- callbacks and trainer
@@ -147,7 +157,8 @@ def fit(config: RunConfig, train: WindowSet, val: Windows | WindowSet, *,
             # training had finished (killed while exporting): restore its outcome, train nothing
             return _restore(model, module, choice_cb, state, arch_kwargs, place)
         trainer = L.Trainer(
-            max_epochs=cfg.max_epochs, accelerator=place.accelerator, devices=place.devices,
+            max_epochs=cfg.max_epochs, max_steps=-1 if cfg.max_steps is None else cfg.max_steps,
+            accelerator=place.accelerator, devices=place.devices,
             precision=place.precision, strategy=_strategy(place),
             use_distributed_sampler=False,  # the samplers share batches out themselves
             deterministic=place.accelerator == "cpu",

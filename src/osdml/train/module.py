@@ -23,14 +23,18 @@ from osdml.errors import TrainingDiverged
 from osdml.evaluate.metrics import window_metrics
 
 
-def lr_multiplier(step: int, total: int, warmup: int, cooldown: int, end_ratio: float) -> float:
+def lr_multiplier(step: int, total: int, warmup: int, cooldown: int, end_ratio: float,
+                  start_ratio: float | None = None) -> float:
     """Learning-rate factor (of the peak) at optimisation `step` of `total`.
 
-    Linear warm-up from ~0 to 1 over `warmup` steps, cosine decay from 1 to `end_ratio` until
-    `cooldown` steps before the end, then linear cool-down from `end_ratio` to 0 (the
-    three-phase schedule of Spahr et al., Epilepsia 2025, doi:10.1111/epi.18406).
+    Linear warm-up from ~0 (or from `start_ratio` at step 0, nnTraining2's ``lrStart /
+    lrPeak``) to 1 over `warmup` steps, cosine decay from 1 to `end_ratio` until `cooldown`
+    steps before the end, then linear cool-down from `end_ratio` to 0 (the three-phase schedule
+    of Spahr et al., Epilepsia 2025, doi:10.1111/epi.18406).
     """
     if step < warmup:
+        if start_ratio is not None:
+            return start_ratio + (1 - start_ratio) * step / warmup
         return (step + 1) / warmup
     main_end = max(warmup, total - cooldown)
     if step < main_end:
@@ -160,7 +164,8 @@ class SeizureClassifier(L.LightningModule):
 
     def configure_optimizers(self):
         c = self.cfg
-        opt = torch.optim.AdamW(self.parameters(), lr=c.lr_peak, betas=tuple(c.betas),
+        lr = c.lr_start if c.lr_start is not None and c.schedule != "warmup_cosine" else c.lr_peak
+        opt = torch.optim.AdamW(self.parameters(), lr=lr, betas=tuple(c.betas),
                                 weight_decay=c.weight_decay)
         if c.schedule == "constant":
             return opt
@@ -174,9 +179,10 @@ class SeizureClassifier(L.LightningModule):
         warmup = c.warmup_steps if c.warmup_steps is not None else max(1, n // 20)
         cooldown = c.cooldown_steps if c.cooldown_steps is not None else max(1, n // 20)
         end_ratio = c.lr_end / c.lr_peak
+        start_ratio = None if c.lr_start is None else c.lr_start / c.lr_peak
 
         def factor(step: int) -> float:
-            return lr_multiplier(step, n, warmup, cooldown, end_ratio)
+            return lr_multiplier(step, n, warmup, cooldown, end_ratio, start_ratio)
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
