@@ -89,11 +89,11 @@ def test_fp32_layers_stay_unquantized(trained):
                 if "dequantize_per_channel" in str(n.target) and n.args[0].op == "get_attr"}
 
     full = quantize_int8(model, spec, rw.calibration[:64])
-    kept = quantize_int8(model, spec, rw.calibration[:64], fp32_layers=["conv1"])
+    kept = quantize_int8(model, spec, rw.calibration[:64], fp32_layers=["fc"])
     assert len(quantized_weights(full)) == 3 and len(quantized_weights(kept)) == 2
-    # conv1 runs on float weights: the graph keeps a float convolution fed by no dequantize
-    convs = [n for n in kept.graph.nodes if n.target == torch.ops.aten.conv1d.default]
-    assert any("dequantize" not in str(n.args[1].target) for n in convs)
+    # fc runs on float weights: the graph keeps a linear whose weight no dequantize feeds
+    linears = [n for n in kept.graph.nodes if n.target == torch.ops.aten.linear.default]
+    assert linears and all("dequantize" not in str(n.args[1].target) for n in linears)
     with pytest.raises(InputError, match="not a layer"):
         quantize_int8(model, spec, rw.calibration[:8], fp32_layers=["nope"])
     with pytest.raises(InputError, match="observer"):
@@ -113,18 +113,30 @@ def test_choice_and_options_are_recorded(trained):
     assert any("fp32: fc" in n for n in result.notes)
     stamp = opts.stamp(__import__("pathlib").Path("m.pt"))
     assert stamp["fp32_layers"] == "fc" and stamp["calibration_windows"] == 64
-    ConvertOptions().check()  # the default (auto) is fine without --quantize
+    ConvertOptions(fp32_layers="auto").check()  # auto and none are fine without --quantize
     with pytest.raises(InputError, match="apply to --quantize int8"):
         ConvertOptions(fp32_layers="fc").check()
 
 
-def test_auto_choice_ranks_every_layer(trained):
-    from osdml.export.quantize import choose_fp32_layers
+def test_auto_choice_ranks_every_layer_that_can_stay_fp32(trained, tmp_path):
+    from osdml.export.pte import export_pte
+    from osdml.export.quantize import choose_fp32_layers, quantize_int8
 
     model, spec, rw = trained
-    # an unreachable goal: every layer is ranked and at most max_layers are kept
+    # an unreachable goal: every candidate is ranked and at most max_layers are kept; a
+    # float convolution among int8 ones does not lower (conv2) or load (conv1) in XNNPACK
     choice = choose_fp32_layers(model, spec, rw.calibration[:64], min_agreement=1.01,
                                 max_layers=1, rank_windows=32)
-    assert sorted(r["layer"] for r in choice.ranking) == ["conv1", "conv2", "fc"]
+    assert [r["layer"] for r in choice.ranking] == ["fc"]
+    for conv in ("conv1", "conv2"):
+        with pytest.raises(InputError, match=f"{conv}: only Linear layers"):
+            quantize_int8(model, spec, rw.calibration[:8], fp32_layers=[conv])
+    # a layer it may keep lowers, loads and runs in the runtime
+    from osdml.export.validate import artefact_logits
+
+    graph = quantize_int8(model, spec, rw.calibration[:64], fp32_layers=["fc"])
+    export_pte(graph, spec.model_copy(update={"quantization": "int8"}), tmp_path / "m.pte",
+               quantization="int8", sidecar=False)
+    assert artefact_logits("pte", tmp_path / "m.pte", rw.calibration[:4]).shape == (4, 2)
     assert choice.layers == [choice.ranking[0]["layer"]] and not choice.met
     assert np.isfinite(choice.final["agreement"])

@@ -56,10 +56,10 @@ def convert(
         help="int8: activation range observer: minmax, histogram or moving_average.")
                         ] = "minmax",
     fp32_layers: Annotated[str, typer.Option(
-        help="int8: layers kept in fp32: auto (every layer int8 if decisions agree on 99% of "
-        "the calibration windows and 98% of positives stay; else the most sensitive layers, "
-        "measured one by one, kept in fp32 until they do), none (every layer int8) or "
-        "NAME,... (module names).")] = "auto",
+        help="int8: Linear layers kept in fp32: none (every layer int8), auto (none if "
+        "decisions agree on 99% of the calibration windows and 98% of positives stay; else "
+        "the most sensitive, measured one by one, until they do, at most 4) or NAME,....")
+                           ] = "none",
     qat_epochs: Annotated[int, typer.Option(
         min=0, help="int8: quantization-aware fine-tuning epochs on the labelled calibration "
         "events (0: post-training quantization only).")] = 0,
@@ -227,7 +227,7 @@ def validate(
         min=0.0, max=1.0, help="int8: share of decisions that must agree.")] = 0.99,
     int8_min_positive_kept: Annotated[float, typer.Option(
         min=0.0, max=1.0, help="int8: share of the reference's positive windows that must "
-        "stay positive.")] = 0.98,
+        "stay positive.")] = 0.95,
     int8_min_sqnr: Annotated[float, typer.Option(
         help="int8: lowest signal-to-quantization-noise ratio of the logits, dB.")] = 15.0,
     hold_to: Annotated[str, typer.Option(

@@ -50,7 +50,7 @@ class ConvertOptions:
     # "auto" or module names) and quantization-aware fine-tuning epochs / learning rate
     calibration_windows: int = 1024
     observer: str = "minmax"
-    fp32_layers: str | None = "auto"
+    fp32_layers: str | None = "none"
     qat_epochs: int = 0
     qat_lr: float = 1e-5
     held_out_windows: int = 1024

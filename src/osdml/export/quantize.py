@@ -114,6 +114,16 @@ def quantizable_layers(module: torch.nn.Module) -> list[str]:
     return [n for n, m in module.named_modules() if isinstance(m, QUANTIZABLE)]
 
 
+def fp32_capable_layers(module: torch.nn.Module) -> list[str]:
+    """The quantizable layers that can stay fp32 in an XNNPACK int8 program: the Linear
+    layers. Measured with ExecuTorch 1.4.1 on DeepEpiCnn: a convolution fed by quantized
+    activations left in fp32 fails lowering ("Weight and Input should both be quantized"),
+    and the first convolution (fed by the float input) left in fp32 lowers but the program
+    does not load ("Failed to load method forward")."""
+    mods = dict(module.named_modules())
+    return [n for n in quantizable_layers(module) if isinstance(mods[n], torch.nn.Linear)]
+
+
 def _quantizer(observer: str = "histogram", fp32_layers: Sequence[str] = (),
                is_qat: bool = False):
     """ExecuTorch's ``XNNPACKQuantizer``: symmetric int8, per-channel weights, activations
@@ -185,7 +195,7 @@ def quantize_int8(module: torch.nn.Module, spec: ModelSpec, calibration: np.ndar
         default: range minimising the L2 quantization error), ``minmax`` or
         ``moving_average``. Ignored with `qat` (fake quantization keeps moving averages).
     fp32_layers : sequence of str
-        Module names (see ``quantizable_layers``) left in fp32.
+        Module names left in fp32 (``fp32_capable_layers``: the Linear layers).
     qat : QatSettings, optional
         Labelled training windows for quantization-aware fine-tuning.
 
@@ -193,7 +203,7 @@ def quantize_int8(module: torch.nn.Module, spec: ModelSpec, calibration: np.ndar
     ------
     InputError
         If `calibration` is empty, `observer` is unknown, or a name in `fp32_layers` is not
-        a quantizable layer of `module`.
+        a quantizable layer of `module` that can stay fp32 (``fp32_capable_layers``).
     """
     if calibration is None or len(calibration) == 0:
         raise InputError("int8 quantization needs real calibration windows: pass "
@@ -203,6 +213,12 @@ def quantize_int8(module: torch.nn.Module, spec: ModelSpec, calibration: np.ndar
     if unknown:
         raise InputError(f"--fp32-layers {','.join(unknown)}: not a layer of this model "
                          f"(its layers: {', '.join(known)})")
+    capable = fp32_capable_layers(module)
+    if any(n not in capable for n in fp32_layers):
+        raise InputError(f"--fp32-layers {','.join(n for n in fp32_layers if n not in capable)}"
+                         ": only Linear layers can stay fp32 in an XNNPACK int8 program (a "
+                         f"float convolution among int8 ones does not lower or load); these "
+                         f"can: {', '.join(capable)}")
     from osdml.export.pte import _eval, quiet_torch_logs
 
     with quiet_torch_logs():
@@ -287,7 +303,8 @@ def choose_fp32_layers(module: torch.nn.Module, spec: ModelSpec, calibration: np
                        observer: str = "histogram", min_agreement: float = 0.99,
                        min_positive_kept: float = 0.98, max_layers: int = 4,
                        threshold: float = 0.5, rank_windows: int = 512) -> LayerChoice:
-    """Leave-one-out sensitivity: quantize every layer but one, for each layer in turn; rank
+    """Leave-one-out sensitivity: quantize every layer but one, for each layer that can stay
+    fp32 (``fp32_capable_layers``) in turn; rank
     layers by how much leaving them in fp32 helps (agreement, then SQNR, against the fp32
     model on `calibration`, the windows that set the ranges: the held-out windows stay
     unseen), and keep the worst in fp32, one more at a time, until decisions agree on
@@ -332,7 +349,8 @@ def choose_fp32_layers(module: torch.nn.Module, spec: ModelSpec, calibration: np
     final = score(chosen)
     ranking: list[dict] = []
     if not good(final):
-        ranking = sorted(({"layer": n, **score([n], sub)} for n in quantizable_layers(module)),
+        candidates = fp32_capable_layers(module)
+        ranking = sorted(({"layer": n, **score([n], sub)} for n in candidates),
                          key=lambda r: (-r["agreement"], -(r["positive_kept"] or 0),
                                         -(r["sqnr_db"] or 1e9)))
         for row in ranking[:max_layers]:
