@@ -44,37 +44,34 @@ MEASURE_COMMAND = ".venv/bin/python benchmarks/app_runtime.py"
 # serialises as an XNNCopy node) does not load in 1.0.1 ("Unhandled node type", 0x11
 # NotImplemented); the default lowering of DeepEpiCnn makes none, per-op partitioning does.
 _ON = "256 held-out test windows of the demo run (32 events)"
+
+
+def _agreed(command: str, on: str) -> dict[str, Any]:
+    """A measured record: loaded in 1.0.1, logits bit-identical to 1.4.1 on 256 windows."""
+    return {"loads": True, "agrees": True, "max_abs_logit_diff": 0.0, "windows": 256,
+            "checked": "2026-12-01", "command": command, "on": on}
+
+
 MEASURED_ARCH = "deep_epi_cnn"  # the architecture the table was measured on
 MEASURED: dict[str, dict[str, Any]] = {
-    "xnnpack-fp32": {"loads": True, "agrees": True, "max_abs_logit_diff": 0.0, "windows": 256,
-                     "checked": "2026-12-01", "command": MEASURE_COMMAND, "on": _ON},
-    "xnnpack-int8": {"loads": True, "agrees": True, "max_abs_logit_diff": 0.0, "windows": 256,
-                     "checked": "2026-12-01", "command": MEASURE_COMMAND, "on": _ON},
-    "portable-fp32": {"loads": True, "agrees": True, "max_abs_logit_diff": 0.0, "windows": 256,
-                      "checked": "2026-12-01", "command": MEASURE_COMMAND, "on": _ON},
-}
+    kind: _agreed(MEASURE_COMMAND, _ON) for kind in ("xnnpack-fp32", "xnnpack-int8",
+                                                     "portable-fp32")}
 
 # osdml ensemble's programs (arch hd_ensemble: DeepEpiCnn members, the Harrell-Davis graph with
 # its minimum / maximum sorting network): ENSEMBLE_COMMAND ran the demo data's ensemble.pte in
 # both runtimes on its held-out test windows.
 ENSEMBLE_COMMAND = ".venv/bin/python benchmarks/app_runtime.py --ensemble ENSEMBLE.pte"
-MEASURED_ENSEMBLE: dict[str, dict[str, Any]] = {
-    "xnnpack-fp32": {"loads": True, "agrees": True, "max_abs_logit_diff": 0.0, "windows": 256,
-                     "checked": "2026-12-01", "command": ENSEMBLE_COMMAND,
-                     "on": "256 held-out test windows of the demo data's ensemble (6 members, "
-                           "3 kept; 40 events of 2 held-out users)"},
-}
+MEASURED_ENSEMBLE: dict[str, dict[str, Any]] = {"xnnpack-fp32": _agreed(
+    ENSEMBLE_COMMAND, "256 held-out test windows of the demo data's ensemble (6 members, 3 "
+    "kept; 40 events of 2 held-out users)")}
 # CnnLstm (osdml.models.cnn_lstm, its LSTM written out step by step when exported): a short
 # `osdml train` run with [model] arch = "cnn_lstm" on `osdml synth --users 4 --seed 0` data,
 # its model.pt converted with `osdml convert` (3 XNNPACK delegate calls), checked with
 # CNN_LSTM_COMMAND on the run's held-out test windows. Only fp32 XNNPACK was checked.
 CNN_LSTM_COMMAND = ".venv/bin/python benchmarks/app_runtime.py --ensemble RUN/model.pte"
-MEASURED_CNN_LSTM: dict[str, dict[str, Any]] = {
-    "xnnpack-fp32": {"loads": True, "agrees": True, "max_abs_logit_diff": 0.0, "windows": 256,
-                     "checked": "2026-12-01", "command": CNN_LSTM_COMMAND,
-                     "on": "256 held-out test windows of a short cnn_lstm run on synthetic "
-                           "OSDB data (16 events)"},
-}
+MEASURED_CNN_LSTM: dict[str, dict[str, Any]] = {"xnnpack-fp32": _agreed(
+    CNN_LSTM_COMMAND, "256 held-out test windows of a short cnn_lstm run on synthetic OSDB "
+    "data (16 events)")}
 MEASURED_BY_ARCH = {MEASURED_ARCH: MEASURED, "hd_ensemble": MEASURED_ENSEMBLE,
                     "cnn_lstm": MEASURED_CNN_LSTM}
 
