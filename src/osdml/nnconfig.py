@@ -420,15 +420,16 @@ def _negative_noise(take, put, note) -> None:
             skipped.append(json.dumps(pair))
             continue
         rule: dict[str, Any] = {"subtype": sub}
+        # upstream's per-pair overrides and their aliases; "value" is the sigma when
+        # "subType" names the subtype (else it is the subtype)
         n = pair.get("factor", pair.get("noiseAugmentationFactor", pair.get("noiseFactor")))
-        v = pair.get("value_mg", pair.get("noiseAugmentationValue", pair.get("noiseValue")))
-        if "value" in pair and "subType" in pair:
-            v = pair["value"]
+        v = pair.get("value") if "subType" in pair else None
+        v = pair.get("noiseAugmentationValue", pair.get("noiseValue")) if v is None else v
         if n is not None:
             rule["copies"] = _int(n)
         if v is not None:
             rule["sigma_mg"] = _float(v)
-        rules.setdefault(sub.strip().lower(), rule)  # repeated subtypes: the first wins
+        rules.setdefault(sub.strip().casefold(), rule)  # as augment matches: first wins
     if rules:
         put("data.augment.negative_noise", list(rules.values()),
             "dataProcessing.noiseAugmentationNonSeizurePairs")
