@@ -5,7 +5,8 @@ divided by event as ``osdml convert`` divides them (every third event held out; 
 calibrate and, for QAT, fine-tune), and builds int8 XNNPACK programs:
 
 - ``ptq-256-hist-1by1``: before this change (256 windows, one at a time, histogram observer),
-- ``ptq-1024-hist``, ``ptq-1024-minmax`` (the new default), ``ptq-all-minmax``,
+- ``ptq-1024-minmax-uncentred``: the input not centred (``quantize_int8(centre=False)``),
+- ``ptq-1024-hist``, ``ptq-1024-minmax`` (the default), ``ptq-all-minmax``,
 - ``ptq-1024-minmax+fp32:auto``: the most sensitive layers kept in fp32 (``--fp32-layers
   auto``),
 - ``qat-2ep``: quantization-aware fine-tuning, 2 epochs at lr 1e-5 (``--qat-epochs 2``).
@@ -127,7 +128,7 @@ def main(argv=None) -> int:
                 prepared(torch.from_numpy(np.ascontiguousarray(w[None])))
         return convert_pt2e(prepared), {}
 
-    def ptq(n, observer, fp32=None):
+    def ptq(n, observer, fp32=None, centre=True):
         extra = {}
         layers = []
         if fp32 == "auto":
@@ -135,8 +136,8 @@ def main(argv=None) -> int:
             choice = choose_fp32_layers(model, spec, spread(n), observer=observer)
             layers = choice.layers
             extra = {"choice_s": round(time.perf_counter() - t)}
-        return quantize_int8(model, spec, spread(n), observer=observer,
-                             fp32_layers=layers), {"fp32_layers": ",".join(layers), **extra}
+        return quantize_int8(model, spec, spread(n), observer=observer, fp32_layers=layers,
+                             centre=centre), {"fp32_layers": ",".join(layers), **extra}
 
     def qat(epochs):
         return quantize_int8(model, spec, spread(1024), qat=QatSettings(
@@ -145,6 +146,7 @@ def main(argv=None) -> int:
     variants = {
         "ptq-256-hist-1by1": lambda: ptq_1by1(256),
         "ptq-1024-hist": lambda: ptq(1024, "histogram"),
+        "ptq-1024-minmax-uncentred": lambda: ptq(1024, "minmax", centre=False),
         "ptq-1024-minmax": lambda: ptq(1024, "minmax"),
         "ptq-all-minmax": lambda: ptq(0, "minmax"),
         "ptq-1024-minmax+fp32:auto": lambda: ptq(1024, "minmax", "auto"),

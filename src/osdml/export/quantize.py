@@ -161,6 +161,84 @@ def _quantizer(observer: str = "histogram", fp32_layers: Sequence[str] = (),
     return quantizer
 
 
+class CentredInput(torch.nn.Module):
+    """`model` fed ``x - centre``, with the first layer's bias raised by its weights times
+    ``centre``: the same function in fp32 (up to rounding), but the first layer's int8
+    weights no longer multiply the constant part of the input.
+
+    Acceleration magnitude sits near 1 g while a seizure moves it by tens of mg; a first
+    convolution sees ``W x = W 1g + W dx``, so the rounding error of its int8 weights times
+    1 g swamps ``W dx`` (measured on the demo model: leaving only that layer in fp32 in
+    simulation lifts positives kept on real seizures from 86 % to 95 %). Centred, the
+    rounding error multiplies ``dx`` only. The subtraction runs in fp32 before the input is
+    quantized, and XNNPACK takes it with the rest of the program.
+
+    ``centre`` is (1, channels, 1) float32, in g: the per-channel mean of the calibration
+    windows.
+    """
+
+    def __init__(self, model: torch.nn.Module, centre: torch.Tensor):
+        super().__init__()
+        self.model = model
+        self.register_buffer("centre", centre)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x - self.centre)
+
+
+def centre_input(module: torch.nn.Module, calibration: np.ndarray,
+                 tolerance: float = 1e-4) -> torch.nn.Module:
+    """`module` wrapped in ``CentredInput`` when its first layer (the first Conv1d, Conv2d or
+    Linear that runs) is an unpadded convolution over the input's channels, or a Linear over
+    a one-channel input; otherwise `module` itself. The wrapped model's logits are checked
+    against `module`'s on up to 64 calibration windows (largest difference within
+    `tolerance` x the logits' range), and `module` is returned when they differ, so
+    centring never changes what the model computes.
+
+    `module` is not changed (the wrapper holds a copy).
+    """
+    import copy
+
+    from osdml.export.validate import eager_logits
+
+    x = np.ascontiguousarray(calibration[:64], dtype=np.float32)
+    centre = torch.from_numpy(calibration.mean(axis=(0, 2), dtype=np.float64)
+                              .astype(np.float32)).view(1, -1, 1)
+    seen: list[torch.nn.Module] = []
+    hooks = [m.register_forward_pre_hook(lambda m, a: seen.append(m) if not seen else None)
+             for m in module.modules() if isinstance(m, QUANTIZABLE)]
+    try:
+        with torch.no_grad():
+            module(torch.from_numpy(x[:2]))
+    finally:
+        for h in hooks:
+            h.remove()
+    if not seen or seen[0].bias is None:
+        return module
+    first = seen[0]
+    channels = centre.shape[1]
+    if isinstance(first, (torch.nn.Conv1d, torch.nn.Conv2d)):
+        if (first.in_channels != channels or first.groups != 1
+                or any(p != 0 for p in np.atleast_1d(first.padding))):
+            return module
+        w = first.weight.detach()
+        shift = (w * centre.view(1, channels, *([1] * (w.dim() - 2)))).sum(
+            dim=tuple(range(1, w.dim())))
+    elif channels == 1:
+        shift = first.weight.detach().sum(dim=1) * centre.item()
+    else:
+        return module
+    copied = copy.deepcopy(module)
+    target = dict(copied.named_modules())[next(n for n, m in module.named_modules()
+                                               if m is first)]
+    with torch.no_grad():
+        target.bias += shift
+    wrapped = CentredInput(copied, centre).eval()
+    ref, got = eager_logits(module, x), eager_logits(wrapped, x)
+    span = float(np.ptp(ref)) or 1.0
+    return wrapped if float(np.abs(ref - got).max()) <= tolerance * span else module
+
+
 def _capture(module: torch.nn.Module, spec: ModelSpec):
     """``torch.export`` of `module` with a dynamic batch dimension (calibration and QAT run
     in batches; the exported program is captured again with ``spec.input_shape``)."""
@@ -171,7 +249,7 @@ def _capture(module: torch.nn.Module, spec: ModelSpec):
 
 def quantize_int8(module: torch.nn.Module, spec: ModelSpec, calibration: np.ndarray, *,
                   observer: str = "histogram", fp32_layers: Sequence[str] = (),
-                  qat: QatSettings | None = None):
+                  qat: QatSettings | None = None, centre: bool = True):
     """Quantize `module` to int8 for XNNPACK; return the converted graph module.
 
     PT2E post-training quantization (torchao ``prepare_pt2e`` / ``convert_pt2e`` with
@@ -198,6 +276,10 @@ def quantize_int8(module: torch.nn.Module, spec: ModelSpec, calibration: np.ndar
         Module names left in fp32 (``fp32_capable_layers``: the Linear layers).
     qat : QatSettings, optional
         Labelled training windows for quantization-aware fine-tuning.
+    centre : bool, default True
+        Feed the model ``x - mean`` with the first layer's bias compensated
+        (``centre_input``): the same fp32 function, far less int8 error on inputs with a
+        large constant part such as acceleration magnitude near 1 g.
 
     Raises
     ------
@@ -229,10 +311,14 @@ def quantize_int8(module: torch.nn.Module, spec: ModelSpec, calibration: np.ndar
             prepare_qat_pt2e,
         )
 
-    quantizer = _quantizer(observer, fp32_layers, is_qat=qat is not None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         eager = _eval(module)
+        if centre:
+            eager = centre_input(eager, calibration)
+        if isinstance(eager, CentredInput):  # module names inside the wrapper
+            fp32_layers = [f"model.{n}" for n in fp32_layers]
+        quantizer = _quantizer(observer, fp32_layers, is_qat=qat is not None)
         if qat is None:
             with torch.no_grad():
                 prepared = prepare_pt2e(_capture(eager, spec), quantizer)
