@@ -242,3 +242,69 @@ def test_imported_tables_in_lists_round_trip_through_toml(tmp_path):
                                       {"type": 0, "subType": "Sorting", "factor": 8}]})
     again = RunConfig.model_validate(tomllib.loads(cfg.to_toml()))
     assert again.data.augment.negative_noise == cfg.data.augment.negative_noise
+
+
+# the dataProcessing and modelConfig of upstream's nnConfig_deep_pytorch.json (2026), whose
+# validationProp of 1.0 an earlier import refused
+DEEP_PYTORCH = {
+    "debug": False, "randomSeed": 42,
+    "osdbConfig": {"cacheDir": "/home/user/osd/osdb",
+                   "osdbFiles_desc": "List of Open Seizure Database files",
+                   "osdbFiles": ["osdb_3min_allSeizures.json", "osdb_3min_ndaEvents.json",
+                                 "osdb_3min_falseAlarms.json"]},
+    "dataFileNames": {"allDataFileJson": "allData.json", "valDataFileCsv": "valData.csv"},
+    "eventFilters": {"includeUserIds": [], "excludeUserIds": [], "includeTypes": [],
+                     "excludeSubTypes": ["Aura", "aura", "Check", "check", "unknown",
+                                         "Unknown", "null", "Null"],
+                     "excludeDataSources": ["Phone", "AndroidWear"], "includeText": [],
+                     "requireHrData": False, "requireO2SatData": False,
+                     "require3dData": False},
+    "dataProcessing": {"addFeatureHistoryLength": 0, "window": 125, "step": 125,
+                       "oversample": "none", "undersample": "none", "worker_count": None,
+                       "batch_size": 1000, "stream_chunksize": 20000,
+                       "stream_low_memory": False, "stream_dtype_map": None,
+                       "noiseAugmentation": True, "noiseAugmentationFactor": 5,
+                       "noiseAugmentationValue": 20.0, "dcNormalisation": True,
+                       "dcNormalisationSurrogateThreshold": 1100.0,
+                       "dcOffsetAugmentation": False, "dcOffsetAugmentationFactor": 1,
+                       "dcOffsetAugmentationMax": 50.0, "phaseAugmentation": False,
+                       "phaseAugmentationStep": 5, "userAugmentation": False,
+                       "splitTestTrainByEvent": True, "accSdThreshold": 5.0, "testProp": 0.2,
+                       "validationProp": 1.0, "features": ["acc_magnitude"],
+                       "simpleMagnitudeOnly": True, "validateDatapoints": True,
+                       "highPassFreq": None, "highPassOrder": 2},
+    "modelConfig": {"framework": "pytorch", "modelFname": "deepEpiCnnModel_pytorch",
+                    "modelClass": "user_tools.nnTraining2.deepEpiCnnModel_torch."
+                                  "DeepEpiCnnModelPyTorch",
+                    "sampleFreq": 25, "bufferSeconds": 30, "epochs": 100, "batchSize": 512,
+                    "nLayers": 14, "convDropout": 0.05, "denseDropout": 0.15,
+                    "lrFactor": 0.1, "lrPatience": 5, "lrStart": 1e-6, "lrMin": 1e-7,
+                    "earlyStoppingPatience": 6, "trainingVerbosity": 1, "dims": 1,
+                    "_comment_lr_schedule": "three-phase schedule", "useLrSchedule": True,
+                    "useAdamW": True, "adamwBeta1": 0.9, "adamwBeta2": 0.999,
+                    "weightDecay": 0.0001, "lrPeak": 0.0001, "lrMainEnd": 0.00003,
+                    "warmupSteps": 2500, "mainSteps": 45000, "cooldownSteps": 2500,
+                    "totalTrainingSteps": 50000, "evalEverySteps": 5000,
+                    "saveBestOnBothImprovement": True, "saveBestOnFarReduction": 0.05,
+                    "saveBestOnSensitivityTolerance": 0.2, "saveBestMinSensitivity": 0.60,
+                    "saveBestMaxFpr": 0.03, "modelSelectionMetric": "min_fpr", "fBeta": 2.0,
+                    "useBalancedBatches": True},
+}
+
+
+def test_upstream_deep_pytorch_with_validation_prop_1_imports_with_a_note(tmp_path, capsys):
+    src = tmp_path / "nnConfig_deep_pytorch.json"
+    src.write_text(json.dumps(DEEP_PYTORCH, indent=4))
+    out = tmp_path / "run.toml"
+    assert main(["config", "import", str(src), "-o", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "validationProp" in printed.out and "error" not in printed.err
+    text = out.read_text()
+    cfg = RunConfig.model_validate(tomllib.loads(text))
+    # the stated behaviour: a separate validation part of the default share, test part as set
+    assert cfg.data.split.val_fraction == RunConfig().data.split.val_fraction == 0.2
+    assert cfg.data.split.test_fraction == 0.2
+    assert cfg.train.checkpoint_metric == "min_fpr" and cfg.train.max_steps == 50000
+    note = next(line for line in text.splitlines()
+                if line.startswith("# differs dataProcessing.validationProp:"))
+    assert "val_fraction = 0.2" in note and "leaves no training events" in note

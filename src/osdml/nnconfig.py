@@ -334,9 +334,12 @@ def _convert_pairs(flat: dict[str, Any], out: dict[str, Any], origin: dict[str, 
                  "the test part; osdml keeps a separate validation part "
                  "(data.split.val_fraction default), so the test part stays unseen")
         elif val + test_share >= 1:
-            note("dataProcessing.validationProp", f"{val:g}: leaves no training events beside "
-                 f"testProp={test_share:g} (nnTraining2: no separate validation part); osdml "
-                 "keeps a separate validation part (data.split.val_fraction default)")
+            default = RunConfig().data.split.val_fraction
+            note("dataProcessing.validationProp", f"{val:g}: as a share it leaves no training "
+                 f"events beside testProp={test_share:g} (nnTraining2 only tests it for 0: "
+                 "non-zero means a separate validation part, and k-fold runs ignore it); "
+                 f"osdml keeps a separate validation part of data.split.val_fraction = "
+                 f"{default:g} of the non-test events (the default)")
         else:
             # a share of all events in nnTraining2, of the non-test events in osdml
             put("data.split.val_fraction", round(val / (1 - test_share), 6),

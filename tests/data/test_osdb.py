@@ -229,3 +229,61 @@ def test_reader_streams_without_loading_the_file(tmp_path, monkeypatch):
     events, _ = read(path)
     assert len(events) == 3
 
+
+
+# --------------------------------------------------------------------------- one event object
+
+def _one_synthetic_event() -> dict:
+    from osdml.data.synthetic import SynthSpec, generate_events
+
+    spec = SynthSpec(users=1, seizures_per_user=1, false_alarms_per_user=0, nda_per_user=0)
+    return next(generate_events(spec, "Seizure"))
+
+
+@pytest.mark.parametrize("layout", ["pretty", "sorted", "one_line", "gz"])
+def test_a_file_holding_one_event_object_is_read_as_one_event(tmp_path, layout):
+    # upstream's documentation/Examples/*/rawData.json: one event, not a list of events,
+    # pretty-printed with sorted keys (so "datapoints" comes before "id" and "type")
+    import gzip
+
+    ev = _one_synthetic_event()
+    text = (json.dumps(ev) if layout == "one_line"
+            else json.dumps(ev, indent=2, sort_keys=layout == "sorted"))
+    path = tmp_path / ("rawData.json.gz" if layout == "gz" else "rawData.json")
+    path.write_bytes(gzip.compress(text.encode()) if layout == "gz" else text.encode())
+    (e,), report = read(path)
+    assert e.id == str(ev["id"]) and e.type == "Seizure" and e.user_id == str(ev["userId"])
+    assert len(e.datapoints) == len(ev["datapoints"])
+    np.testing.assert_allclose(e.datapoints[3].accel_mg, ev["datapoints"][3]["rawData"])
+    assert report.events_read == 1 and not report.skipped_events
+
+
+@pytest.mark.parametrize("content, phrase", [
+    (b'{\n  "foo": 1\n}\n', r"top-level JSON object \(keys: foo\), neither an OSDB event"),
+    (b'{"foo": 1}\n', r"top-level JSON object \(keys: foo\), neither an OSDB event"),
+    (b'{\n  "id": 1,\n  "datapoints": [\n', "file ends in the first event"),
+])
+def test_an_object_that_is_not_one_event_is_one_line_naming_the_file(tmp_path, content, phrase):
+    path = _lines(tmp_path, "obj.json", content)
+    with pytest.raises(InputError, match=phrase) as err:
+        read(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_two_event_objects_one_after_the_other_are_refused_with_the_fix(tmp_path):
+    text = json.dumps(event(1, 3), indent=2) + json.dumps(event(2, 3), indent=2)
+    with pytest.raises(InputError, match="more JSON after the first object .*JSON array"):
+        read(_lines(tmp_path, "two.json", text.encode()))
+
+
+def test_data_summary_counts_a_single_event_file(tmp_path, capsys):
+    from osdml.cli import main
+
+    path = tmp_path / "rawData.json"
+    path.write_text(json.dumps(_one_synthetic_event(), indent=2))
+    assert main(["data", "summary", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["by_type"]["Seizure"]["events"] == 1
+    (tmp_path / "foo.json").write_text('{\n  "foo": 1\n}\n')
+    assert main(["data", "summary", str(tmp_path / "foo.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "foo.json" in err and "\n" not in err and "Traceback" not in err

@@ -1,9 +1,10 @@
 """Byte streams of OSDB files: open, recognise, and clean them before the JSON parser.
 
 ``open_events_stream(path)`` opens a file (regular, pipe or device; plain or gzip), skips a UTF-8
-byte-order mark, and tells from its first bytes whether it is a JSON array or NDJSON, or else
-why it is not OSDB (empty, Git LFS pointer, HTML page, UTF-16 text, binary data, a single JSON
-value). It never seeks, so ``/dev/stdin`` and ``<(zcat ...)`` work.
+byte-order mark, and tells from its first bytes whether it is a JSON array, NDJSON, or one JSON
+object over several lines (a single pretty-printed event), or else why it is not OSDB (empty,
+Git LFS pointer, HTML page, UTF-16 text, binary data, a single JSON value). It never seeks,
+so ``/dev/stdin`` and ``<(zcat ...)`` work.
 
 ``NanToNull`` wraps the stream for ijson: it rewrites bare ``NaN`` / ``Infinity`` tokens (which
 Python's ``json.dump`` writes and yajl rejects) as ``null``, and refuses nesting far deeper than
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import re
 import zlib
 from collections.abc import Callable
@@ -70,8 +72,9 @@ class _Prefixed(io.RawIOBase):
 def open_events_stream(path: Path) -> tuple[_Prefixed, str, bool]:
     """Open `path` for reading events; return ``(stream, kind, gzipped)``.
 
-    ``kind`` is ``"array"`` (a JSON array) or ``"ndjson"`` (one object per line). The stream
-    starts after any UTF-8 byte-order mark.
+    ``kind`` is ``"array"`` (a JSON array), ``"ndjson"`` (one object per line; a single event
+    written on one line is read as such) or ``"object"`` (one JSON object over several lines,
+    such as one pretty-printed event). The stream starts after any UTF-8 byte-order mark.
 
     Raises
     ------
@@ -135,6 +138,12 @@ def _sniff(path: Path, head: bytes, size: int | None) -> str:
     if body.startswith(b"["):
         return "array"
     if body.startswith(b"{"):
+        # NDJSON has a whole object on each line; a first line that is not one (``{`` alone,
+        # ``{"key": 1,``) opens a pretty-printed single object, as upstream's
+        # documentation/Examples/*/rawData.json (one event)
+        first, newline, _ = body.partition(b"\n")
+        if newline and not _is_json(first):
+            return "object"
         return "ndjson"
     if body.startswith(b"<"):
         kind = "an HTML page" if b"html" in body[:200].lower() else "XML or HTML"
@@ -149,6 +158,14 @@ def _sniff(path: Path, head: bytes, size: int | None) -> str:
     printable = body[:20].decode("utf-8", "replace").split("\n")[0]
     raise InputError(f"cannot read events: {path} is not JSON (starts with {printable!r}); "
                      "expected a JSON array of OSDB events or one event per line")
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return True
 
 
 class NanToNull:

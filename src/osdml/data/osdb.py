@@ -1,6 +1,8 @@
 """Streaming reader of Open Seizure Database (OSDB) files.
 
-An OSDB file is a JSON array of events, each holding a list of 5 s datapoints (docs/data.md).
+An OSDB file is a JSON array of events, each holding a list of 5 s datapoints (docs/data.md);
+a file holding one event object (upstream's ``documentation/Examples/*/rawData.json``) is read
+as one event.
 Releases are gigabytes, so the reader streams: a JSON array is parsed event by event with
 ijson, and NDJSON (one event per line) line by line; a gzip-compressed file of either kind is
 read through gzip. Nothing holds more than one event in memory.
@@ -142,8 +144,9 @@ def read_events(
     Parameters
     ----------
     path : path-like
-        A JSON array of events, or NDJSON (one event per line); either may be gzip-compressed,
-        and may be a pipe (``/dev/stdin``).
+        A JSON array of events, NDJSON (one event per line) or a single event object (as
+        upstream's ``documentation/Examples/*/rawData.json``, pretty-printed or on one line);
+        any may be gzip-compressed, and may be a pipe (``/dev/stdin``).
     report : DataReport
         Counts of what was read and skipped are added to it.
     config : ReaderConfig, optional
@@ -160,7 +163,8 @@ def read_events(
     ------
     InputError
         If the file is missing, empty, an LFS pointer, an HTML page, UTF-16 text, binary, not
-        JSON, truncated or invalid JSON or gzip, a top-level object, nested absurdly deep, or
+        JSON, truncated or invalid JSON or gzip, a top-level object that is not an event
+        (no ``datapoints``), nested absurdly deep, or
         holds items that are not OSDB events (for example datapoints with ``accX`` fields and
         no ``rawData``). The message names the file and the event (and datapoint) where
         reading failed.
@@ -171,6 +175,7 @@ def read_events(
     stream, kind, gzipped = open_events_stream(path)
     with stream:
         items = (_array_items(path, stream, progress) if kind == "array"
+                 else _object_items(path, stream, progress) if kind == "object"
                  else _ndjson_items(path, stream, progress))
         try:
             for index, obj in items:
@@ -194,20 +199,47 @@ def _array_items(path: Path, f, progress) -> Iterator[tuple[int, Any]]:
         for index, obj in enumerate(ijson.items(stream, "item", use_float=True)):  # noqa: B007
             yield index, obj
     except ijson.JSONError as e:
-        text = e.args[0] if e.args else ""
-        if isinstance(text, bytes):
-            text = text.decode("utf-8", "replace")
-        lines = [ln.strip() for ln in str(text).strip().splitlines()] or [type(e).__name__]
-        msg = lines[0].rstrip(".")
-        if len(lines) > 1 and "right here" not in lines[1]:
-            msg += f" at {lines[1][:60]!r}"  # yajl quotes the text around the error
-        done = (f"after {index + 1} complete event{'' if index == 0 else 's'}" if index >= 0
-                else "in the first event")
-        if "premature EOF" in msg or "Incomplete" in msg or stream.at_end:
-            problem = f"file ends {done} (truncated download or copy?)"
-        else:
-            problem = f"invalid JSON {done}: {msg}"
-        raise InputError(f"cannot read events: {path}: {problem}") from None
+        raise _json_error(path, e, index, stream.at_end) from None
+
+
+def _json_error(path: Path, e: Exception, index: int, at_end: bool) -> InputError:
+    """One line for an ijson parse error after `index` + 1 complete events."""
+    text = e.args[0] if e.args else ""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    lines = [ln.strip() for ln in str(text).strip().splitlines()] or [type(e).__name__]
+    msg = lines[0].rstrip(".")
+    if len(lines) > 1 and "right here" not in lines[1]:
+        msg += f" at {lines[1][:60]!r}"  # yajl quotes the text around the error
+    done = (f"after {index + 1} complete event{'' if index == 0 else 's'}" if index >= 0
+            else "in the first event")
+    if "premature EOF" in msg or "Incomplete" in msg or at_end:
+        problem = f"file ends {done} (truncated download or copy?)"
+    else:
+        problem = f"invalid JSON {done}: {msg}"
+    return InputError(f"cannot read events: {path}: {problem}")
+
+
+def _object_items(path: Path, f, progress) -> Iterator[tuple[int, Any]]:
+    """The one event of a file that holds a single JSON object over several lines (upstream's
+    documentation/Examples/*/rawData.json); an object that is not an event is refused."""
+    import ijson
+
+    stream = NanToNull(f, path, progress)
+    try:
+        (obj,) = ijson.items(stream, "", use_float=True)
+    except ijson.JSONError as e:
+        if "trailing garbage" in str(e.args[0] if e.args else ""):
+            raise InputError(f"cannot read events: {path}: more JSON after the first object "
+                             "(several events? write them as a JSON array or one per line)"
+                             ) from None
+        raise _json_error(path, e, -1, stream.at_end) from None
+    if not isinstance(obj, dict) or "datapoints" not in obj:
+        keys = ", ".join(list(obj)[:5]) if isinstance(obj, dict) else ""
+        raise InputError(f"cannot read events: {path}: top-level JSON object (keys: "
+                         f"{keys or 'none'}), neither an OSDB event (no datapoints) nor an "
+                         "array of OSDB events")
+    yield 0, obj
 
 
 def _ndjson_items(path: Path, f, progress) -> Iterator[tuple[int, Any]]:
@@ -231,8 +263,9 @@ def _ndjson_items(path: Path, f, progress) -> Iterator[tuple[int, Any]]:
                              f"({e.msg}); truncated file?") from None
         if lineno == 1 and isinstance(obj, dict) and "datapoints" not in obj:
             keys = ", ".join(list(obj)[:5])
-            raise InputError(f"cannot read events: {path}: top-level JSON object (keys: {keys}), "
-                             "not an array of OSDB events")
+            raise InputError(f"cannot read events: {path}: top-level JSON object (keys: "
+                             f"{keys or 'none'}), neither an OSDB event (no datapoints) nor an "
+                             "array of OSDB events")
         yield index, obj
         index += 1
 
