@@ -174,3 +174,35 @@ def tomllib_dump(config_toml, method, lr_peak):
             update={"method": method})}),
         "train": cfg.train.model_copy(update={"lr_peak": lr_peak})})
     return cfg.to_toml()
+
+
+def test_sigkill_during_a_replacement_keeps_the_old_run_then_resume_swaps_it_in(
+        synth_dir, reference, tmp_path):
+    """`osdml train --replace` killed mid-training: the previous run is byte for byte as it
+    was (before: its files were deleted first); `--resume` finishes the replacement beside
+    it and swaps it in; the dead process's lock is taken over."""
+    import hashlib
+    import shutil
+
+    def digest(folder):
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in folder.iterdir() if p.is_file()}
+
+    old = shutil.copytree(reference, tmp_path / "run")
+    before = digest(old)
+    cfg = write_config(slow_config(synth_dir), tmp_path / "cfg.toml")
+    proc = start(["train", "-c", str(cfg), "-o", str(old), "--replace", "-q", "--no-cache"],
+                 tmp_path)
+    stage = tmp_path / ".run.replacing"
+    wait_for(proc, lambda: epochs_done(stage) >= 2 and (stage / "last.ckpt").is_file())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert digest(old) == before
+    assert (tmp_path / ".run.lock").exists()  # left by the killed process
+    assert main(["train", "-o", str(old), "--resume", "-q", "--no-cache"]) == 0
+    assert not stage.exists() and not (tmp_path / ".run.lock").exists()
+    assert not (tmp_path / ".run.previous").exists()
+    summary = json.loads((old / "summary.json").read_text())
+    assert summary["out_dir"] == str(old)  # the copied run named the reference's folder
+    assert json.loads((reference / "summary.json").read_text())["out_dir"] != str(old)
+    same_training(old, reference)

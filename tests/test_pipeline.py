@@ -125,7 +125,7 @@ def test_parts_without_a_class_are_refused(tmp_path, tiny_config):
 
     events = [event(1, 10), event(2, 10, type="NDA"), event(3, 10, type="NDA")]
     path = write_events(tmp_path / "three.json", events)
-    with pytest.raises(InputError, match="part has (only|no) seizure windows"):
+    with pytest.raises(InputError, match="part (has|holds) (only|no) seizure (windows|events)"):
         train_run([path], tiny_config, tmp_path / "run", progress=False, cache=False)
     assert not (tmp_path / "run").exists()  # nothing created for a run that cannot start
 
@@ -163,3 +163,13 @@ def test_divergence_is_reported_not_trained_through(tiny_config):
     module._val_index = [torch.tensor([0])]
     with pytest.raises(TrainingDiverged, match="lower train.lr_peak"):
         module.on_validation_epoch_end()
+
+
+def test_a_schedule_longer_than_the_run_is_refused(synth_dir, tmp_path, tiny_config):
+    """An imported warm-up (nnTraining2's warmupSteps) longer than the run would train at a
+    near-zero learning rate throughout: refused with the numbers instead."""
+    cfg = tiny_config.model_copy(update={"train": tiny_config.train.model_copy(
+        update={"warmup_steps": 1000})})
+    with pytest.raises(InputError, match=r"warmup_steps \+ train.cooldown_steps = 1000 exceed "
+                                         r"the 4 steps this run makes \(2 epochs of 2 steps\)"):
+        train_run([synth_dir], cfg, tmp_path / "run", progress=False, cache=False)

@@ -42,6 +42,7 @@ import numpy as np
 from osdml.config import EvaluateConfig, ExecutorConfig, RunConfig, config_difference
 from osdml.errors import InputError
 from osdml.fileio import atomic_write, write_json
+from osdml.outdir import check_kind, hold, record_kind, with_locks
 
 if TYPE_CHECKING:
     from osdml.executor import Executor
@@ -112,12 +113,13 @@ def next_run_dir(root: Path) -> Path:
             n += 1
 
 
+@with_locks
 def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *,
                  resume: str | Path | None = None, files: Sequence[str | Path] | None = None,
                  progress: bool = True, cache: bool = True, cache_dir: str | Path | None = None,
                  say: Callable[[str], None] | None = None,
                  executor: ExecutorConfig | Executor | None = None,
-                 overrides: dict[str, Any] | None = None) -> CrossValRun:
+                 overrides: dict[str, Any] | None = None, _locks=None) -> CrossValRun:
     """Run k-fold (or nested k-fold) cross-validation, choose the best fold, write reports.
 
     Parameters
@@ -161,6 +163,8 @@ def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *
 
     if resume is not None:
         run_dir = Path(resume)
+        _locks.enter_context(hold(run_dir, f"osdml run --resume {run_dir}"))
+        check_kind(run_dir, "crossval", "resume")
         if not run_dir.is_dir():
             raise InputError(f"cannot resume {run_dir}: "
                              f"{'not a folder' if run_dir.exists() else 'no such folder'}; pass "
@@ -197,6 +201,8 @@ def run_crossval(config: RunConfig | None, out_root: str | Path | None = None, *
     else:
         splits = split_events(streams, selection, cfg.data.split)
         run_dir = next_run_dir(Path(out_root or "outputs/runs"))
+        _locks.enter_context(hold(run_dir, f"osdml run (writing {run_dir})"))
+        record_kind(run_dir, "crossval")
         with atomic_write(run_dir / "config.toml", "w", encoding="utf-8") as f:
             f.write(cfg.to_toml())
         write_manifest(run_dir / "split.json",
@@ -452,13 +458,38 @@ def choose_best(folds: dict[str, dict[str, Any]], cfg: EvaluateConfig
     -------
     (name, reason, warning)
         ``reason`` gives the rule and the numbers that decided; ``warning`` is set when no
-        fold met the false-alarm limit and the fallback (fewest false alarms per 24 h) was used.
+        fold met the false-alarm limit and the fallback (fewest false alarms per 24 h) was used,
+        and when the chosen fold's validation sensitivity is 0 (events by the app's engine, or
+        windows): its model alarmed on none of its validation seizures.
 
     Raises
     ------
     ValueError
         If `folds` is empty.
     """
+    best, reason, warning = _choose_best(folds, cfg)
+    zero = _no_validation_seizure_found(best, folds[best])
+    return best, reason, (f"{warning}; {zero}" if warning and zero else warning or zero)
+
+
+def _no_validation_seizure_found(name: str, summary: dict[str, Any]) -> str | None:
+    """A warning when fold `name` found none of its validation seizures, else None."""
+    events = _get(summary.get("metrics") or {}, ("validation_events", "model")) or {}
+    windows = _get(summary.get("metrics") or {}, ("validation",)) or {}
+    if events.get("sensitivity") == 0:
+        n = events.get("seizure_events")
+        what = (f"none of its {n} validation seizure events" if n
+                else "none of its validation seizure events")
+        return (f"the chosen fold {name} alarmed on {what} (validation event sensitivity 0): "
+                "its model may detect no seizures; look at every fold's numbers before using it")
+    if events.get("sensitivity") is None and windows.get("sensitivity") == 0:
+        return (f"the chosen fold {name} has validation window sensitivity 0: its model "
+                "may detect no seizures; look at every fold's numbers before using it")
+    return None
+
+
+def _choose_best(folds: dict[str, dict[str, Any]], cfg: EvaluateConfig
+                 ) -> tuple[str, str, str | None]:
     if not folds:
         raise ValueError("no folds to choose from")
 

@@ -46,6 +46,7 @@ import numpy as np
 from osdml.config import ExecutorConfig, RunConfig, config_difference
 from osdml.errors import InputError
 from osdml.fileio import atomic_write, write_json
+from osdml.outdir import check_kind, hold, record_kind, with_locks
 
 if TYPE_CHECKING:
     from osdml.data.split import Split
@@ -165,12 +166,13 @@ def ensemble_splits(streams, selection, cfg: RunConfig) -> list[Split]:
 
 # --------------------------------------------------------------------------- the run
 
+@with_locks
 def run_ensemble(config: RunConfig | None, out_dir: str | Path, *,
                  files: Sequence[str | Path] | None = None, resume: bool = False,
                  progress: bool = True, cache: bool = True, cache_dir: str | Path | None = None,
                  say: Callable[[str], None] | None = None,
                  executor: ExecutorConfig | Executor | None = None,
-                 overrides: dict[str, Any] | None = None) -> EnsembleRun:
+                 overrides: dict[str, Any] | None = None, _locks=None) -> EnsembleRun:
     """Train an ensemble's members, keep the best, choose q, score the test part, export.
 
     Parameters
@@ -208,7 +210,9 @@ def run_ensemble(config: RunConfig | None, out_dir: str | Path, *,
     from osdml.pipeline import _check_model
 
     out = Path(out_dir)
+    _locks.enter_context(hold(out, f"osdml ensemble --out {out}"))
     if resume:
+        check_kind(out, "ensemble", "resume")
         if not (out / "config.toml").is_file() or not (out / "split.json").is_file():
             raise InputError(f"cannot resume {out}: not an osdml ensemble folder (config.toml "
                              "and split.json missing)")
@@ -254,6 +258,7 @@ def run_ensemble(config: RunConfig | None, out_dir: str | Path, *,
     else:
         splits = ensemble_splits(streams, selection, cfg)
         out.mkdir(parents=True, exist_ok=True)
+        record_kind(out, "ensemble")
         with atomic_write(out / "config.toml", "w", encoding="utf-8") as f:
             f.write(cfg.to_toml())
         manifest = split_manifest(streams, selection, splits, cfg.data.split)

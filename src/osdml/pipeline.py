@@ -16,6 +16,7 @@ written are listed with the reason (and a warning) and the rest goes on.
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -108,13 +109,33 @@ def train_run(files: Sequence[str | Path], config: RunConfig, out_dir: str | Pat
         holds a previous run and `replace` is False; if a part of the split lacks windows or
         a class that training needs; if training diverges.
     """
+    from osdml.outdir import hold, recover
+
     out = Path(out_dir)
-    if resume:
-        return _resume_run(out, config, files, progress=progress, cache=cache,
-                           cache_dir=cache_dir, read_progress=read_progress,
-                           placement=placement)
-    cfg = config
-    _check_out_dir(out, replace)
+    with hold(out, f"osdml train --out {out}"):
+        note = recover(out)
+        if note:
+            warnings.warn(note, stacklevel=2)
+        if resume:
+            return _resume_run(out, config, files, progress=progress, cache=cache,
+                               cache_dir=cache_dir, read_progress=read_progress,
+                               placement=placement)
+        return _new_run(files, config, out, replace=replace, progress=progress, cache=cache,
+                        cache_dir=cache_dir, read_progress=read_progress)
+
+
+def _new_run(files, cfg: RunConfig, out: Path, *, replace: bool, progress: bool, cache: bool,
+             cache_dir, read_progress) -> TrainRun:
+    """``train_run`` without resume, the lock held. Replacing a previous run builds the new
+    one in ``.NAME.replacing`` and swaps it in only when it is complete and passed its
+    checks: any failure leaves the previous run as it was."""
+    from osdml.outdir import record_kind, staging, swap_in
+
+    final = out
+    if _check_out_dir(out, replace):
+        out = staging(final)
+        if out.exists():  # an earlier replacement that failed or was stopped
+            shutil.rmtree(out)
     window, hop = cfg.data.windows.samples(cfg.data.reader.sample_rate_hz)
     _check_model(cfg, window)
     from osdml.train.devices import resolve_placement
@@ -143,18 +164,43 @@ def train_run(files: Sequence[str | Path], config: RunConfig, out_dir: str | Pat
         "files": [str(Path(p).resolve()) for p in streams.report.files], "split": split_cfg})})
     parts = split_windows(streams, selection, split, cfg)
     out.mkdir(parents=True, exist_ok=True)
+    record_kind(out, "train")
     with atomic_write(out / "config.toml", "w", encoding="utf-8") as f:
         f.write(cfg.to_toml())
     write_manifest(out / "split.json", split_manifest(streams, selection, [split], split_cfg))
     write_json(out / "data_report.json", streams.report.to_dict())
-    return train_split(streams, selection, split, cfg, out, parts=parts, progress=progress)
+    run = train_split(streams, selection, split, cfg, out, parts=parts, progress=progress)
+    if out == final or not run.passed:  # a failed replacement stays beside the old run
+        return run
+    swap_in(out, final)
+    return relocated(run, out, final)
+
+
+def relocated(run: TrainRun, old: Path, new: Path) -> TrainRun:
+    """`run` after its folder moved from `old` to `new`: paths in the result and in its
+    ``summary.json`` rewritten."""
+    def move(p):
+        p = Path(p)
+        return new / p.relative_to(old) if p.is_relative_to(old) else p
+
+    summary = dict(run.summary, out_dir=str(new), artefacts={
+        f: dict(a, path=str(move(a["path"]))) for f, a in run.summary["artefacts"].items()})
+    write_json(new / "summary.json", summary)
+    return TrainRun(new, {f: move(p) for f, p in run.artefacts.items()}, run.missing,
+                    run.validation, summary, run.sizes)
 
 
 def _resume_run(out: Path, config: RunConfig | None, files, placement=None,
                 **load) -> TrainRun:
     from osdml.config import config_difference, load_config
     from osdml.data.split import read_manifest
+    from osdml.outdir import check_kind, staging, swap_in
 
+    check_kind(out, "train", "resume")
+    final, stage = out, staging(out)
+    if ((out / "summary.json").is_file() and (stage / "split.json").is_file()
+            and not (stage / "summary.json").is_file()):
+        out = stage  # an interrupted --replace: resumed beside the old run, swapped in at the end
     if not out.is_dir():
         what = "not a folder" if out.exists() else "no such folder"
         raise InputError(f"cannot resume {out}: {what}; pass the --out folder of the "
@@ -183,8 +229,12 @@ def _resume_run(out: Path, config: RunConfig | None, files, placement=None,
                            progress=load["read_progress"])
     selection = select_for(streams, cfg)
     (split,) = read_manifest(out / "split.json", streams)
-    return train_split(streams, selection, split, cfg, out, progress=load["progress"],
-                       resume=True)
+    run = train_split(streams, selection, split, cfg, out, progress=load["progress"],
+                      resume=True)
+    if out == final or not run.passed:
+        return run
+    swap_in(out, final)
+    return relocated(run, out, final)
 
 
 @dataclass
@@ -395,10 +445,22 @@ def train_split(streams, selection, split, cfg: RunConfig, out: Path, *,
 
 RUN_FILES = ("config.toml", "split.json", "data_report.json", "metrics.csv", "training.png",
              "model.pt", "model.ptl", "model.pte", "model.pte.json", "validation.json",
-             "predictions.npz", "events.csv", "sweep.json", "summary.json", "last.ckpt")
+             "predictions.npz", "events.csv", "sweep.json", "summary.json", "last.ckpt",
+             "kind.json")
 
 
-def _check_out_dir(out: Path, replace: bool) -> None:
+def _check_out_dir(out: Path, replace: bool) -> bool:
+    """Whether `out` holds a previous run that `replace` allows to replace (built beside it
+    and swapped in when complete, never deleted first).
+
+    Raises
+    ------
+    InputError
+        If `out` is a file; if it holds a previous run and `replace` is False; if it holds
+        another kind of run (cross-validation, ensemble).
+    """
+    from osdml.outdir import check_kind
+
     if out.exists() and not out.is_dir():
         raise InputError(f"cannot write the run to {out}: it is a file, not a folder")
     old = [n for n in RUN_FILES if (out / n).exists()]
@@ -406,8 +468,9 @@ def _check_out_dir(out: Path, replace: bool) -> None:
         raise InputError(f"{out} holds a previous run ({', '.join(old[:4])}"
                          f"{', ...' if len(old) > 4 else ''}); choose another --out, or pass "
                          "--replace to replace it")
-    for name in old:  # replacing: remove the old run's files so none is mistaken for new
-        (out / name).unlink()
+    if replace:
+        check_kind(out, "train", "replace")
+    return bool(old)
 
 
 def _check_model(cfg: RunConfig, window: int) -> None:

@@ -109,3 +109,21 @@ def test_warm_up_from_lr_start_and_steps_that_cannot_fit():
     assert f[10] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="cannot fit"):
         TrainConfig(max_steps=100, warmup_steps=60, cooldown_steps=60)
+
+
+def test_a_chosen_epoch_with_sensitivity_0_carries_a_warning():
+    """The fallback (lowest validation loss) may pick weights that find no seizure window: the
+    summary's warning must say so, not only that no epoch met the rule."""
+    from osdml.train.choice import CheckpointChoice
+
+    cb = CheckpointChoice(TrainConfig(checkpoint_metric="min_fpr", min_sensitivity=0.5))
+    cb.history = [row(1, 0.30, 0.0, 0.0), row(2, 0.40, 0.3, 0.1)]
+    cb._best_loss = ((0.0,), 1, {})
+    with pytest.warns(UserWarning, match="validation sensitivity 0"):
+        choice = cb.choice()
+    assert choice.epoch == 1 and "no epoch met" in choice.warning
+    assert "chosen epoch 1 finds none of the validation seizure windows" in choice.warning
+    cb.history[0]["val_sensitivity"] = 0.1  # some seizures found: only the fallback warning
+    with pytest.warns(UserWarning) as record:
+        choice = cb.choice()
+    assert "sensitivity 0" not in choice.warning and len(record) == 1

@@ -41,6 +41,7 @@ from typing import Any
 from osdml.errors import InputError
 from osdml.export import sniff as sn
 from osdml.fileio import atomic_write, write_json
+from osdml.outdir import hold, with_locks
 from osdml.spec import ModelSpec
 
 INDEX_NAME = "index.json"  # the file the app downloads (MlModelManager.mModelIndexFname)
@@ -449,10 +450,11 @@ def _require_two_logits(path: Path, runner, n: int) -> None:
 
 # --------------------------------------------------------------------------- publish
 
+@with_locks
 def publish(pte_path: str | Path, index_path: str | Path, *, name: str | None = None,
             version: str | None = None, description: str | None = None,
             recommended: bool = False, replace: bool = False,
-            fname: str | None = None) -> PublishResult:
+            fname: str | None = None, _locks=None) -> PublishResult:
     """Add (or replace) a .pte's entry in an index and copy the file beside it.
 
     The .pte is copied to ``index_path.parent / fname`` first, then the index is written
@@ -484,9 +486,11 @@ def publish(pte_path: str | Path, index_path: str | Path, *, name: str | None = 
         the phone's runtime, input not (1, 1, N) float32, output not two finite logits, name or
         fname used by another entry (without `replace`; with it, when they are used by two
         different entries), a different file of that name beside the index (without
-        `replace`), or an index that is not a JSON array (never overwritten).
+        `replace`), an index that is not a JSON array (never overwritten), or an index that
+        another process is writing (``osdml.outdir.hold``: one line naming it).
     """
     pte_path, index_path = Path(pte_path), Path(index_path)
+    _locks.enter_context(hold(index_path, f"osdml publish {pte_path} --index {index_path}"))
     entries = read_index(index_path, missing_ok=True)
     model = _read_model(pte_path)
     warnings = list(model.notes) + _records(model)

@@ -98,7 +98,10 @@ def _train_and_report(files, cfg, out: Path, *, quiet: bool, json_out: bool,
     else:
         _render_run(run, title)
     if not run.passed:
-        raise CheckFailed(f"artefacts out of tolerance in {out}: " + "; ".join(run.failures()))
+        kept = ("" if Path(run.out_dir).resolve() == out.resolve() else
+                f" ({out} kept as it was; the failed replacement is in {run.out_dir})")
+        raise CheckFailed(f"artefacts out of tolerance in {run.out_dir}{kept}: "
+                          + "; ".join(run.failures()))
 
 
 def _render_run(run, title: str) -> None:
@@ -257,6 +260,8 @@ def _render_crossval(result) -> None:
                      [[k, fmt_any(v["mean"]), fmt_any(v["std"]), str(v["n"])]
                       for k, v in st.items() if v["n"]]))
     con.print(f"best fold {result.best}: {result.reason}")
+    if result.warning:
+        con.print(f"warning: {result.warning}")
     if result.skipped:
         con.print(f"resumed: {', '.join(result.skipped)} were complete and kept")
     con.print(f"written: {result.run_dir / 'best'}, {result.run_dir / 'summary.json'}, "

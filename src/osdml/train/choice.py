@@ -211,7 +211,8 @@ class CheckpointChoice(L.Callback):
                            + ", both classes predicted) when it was kept; using the epoch kept "
                            "by nnTraining2's fallback (sensitivity and FPR both improved)")
                 warnings.warn(warning, stacklevel=2)
-            return Choice(self._best[1], self.cfg.checkpoint_metric, warning, self._best[2])
+            return self._flag_zero(Choice(self._best[1], self.cfg.checkpoint_metric, warning,
+                                          self._best[2]))
         if self._best_loss is None:
             raise RuntimeError("no validation pass completed; nothing to choose a checkpoint "
                                "from")
@@ -221,7 +222,21 @@ class CheckpointChoice(L.Callback):
                + ", both classes predicted)")
         warning = f"{why}; using the epoch with the lowest validation loss instead"
         warnings.warn(warning, stacklevel=2)
-        return Choice(self._best_loss[1], "val_loss", warning, self._best_loss[2])
+        return self._flag_zero(Choice(self._best_loss[1], "val_loss", warning,
+                                      self._best_loss[2]))
+
+    def _flag_zero(self, choice: Choice) -> Choice:
+        """`choice` with a warning added when its epoch found none of the validation seizure
+        windows (validation sensitivity 0): such weights may detect no seizures at all."""
+        row = next((r for r in self.history if r.get("epoch") == choice.epoch), None)
+        if row is None or row.get("val_sensitivity") != 0:
+            return choice
+        zero = (f"the chosen epoch {choice.epoch} finds none of the validation seizure windows "
+                "(validation sensitivity 0): the model may detect no seizures")
+        warnings.warn(zero, stacklevel=3)
+        return Choice(choice.epoch, choice.criterion,
+                      f"{choice.warning}; {zero}" if choice.warning else zero,
+                      choice.state_dict)
 
 
 def _tuple(best):

@@ -136,6 +136,14 @@ def fit(config: RunConfig, train: WindowSet, val: Windows | WindowSet, *,
     total_steps = data.steps_per_epoch() * cfg.max_epochs
     if cfg.max_steps is not None:
         total_steps = min(total_steps, cfg.max_steps)
+    ramp = (cfg.warmup_steps or 0) + (cfg.cooldown_steps or 0)
+    if cfg.schedule == "warmup_cosine" and ramp > total_steps:  # never run near lr 0 silently
+        raise InputError(f"train.warmup_steps + train.cooldown_steps = {ramp} exceed the "
+                         f"{total_steps} steps this run makes ({cfg.max_epochs} epochs of "
+                         f"{data.steps_per_epoch()} steps"
+                         f"{f', max_steps {cfg.max_steps}' if cfg.max_steps else ''}): the "
+                         "learning rate would never reach lr_peak; lower them, or raise "
+                         "max_epochs or windows_per_epoch")
     module = SeizureClassifier(model, cfg, total_steps, weights)
     if place.distributed and place.accelerator == "cpu":
         module.threads = threads_per_process(place.devices)
