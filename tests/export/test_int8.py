@@ -108,6 +108,8 @@ def test_choice_and_options_are_recorded(trained):
                           calibration_windows=64)
     result = ConvertResult("in", "out", "converted")
     _int8(model, spec, opts, {"calibration": rw.calibration[:64]}, result)
+    centre = result.int8.pop("input_centre_g")
+    assert centre == pytest.approx([float(rw.calibration[:64].mean())], abs=1e-5)
     assert result.int8 == {"calibration_windows": 64, "observer": "minmax",
                            "fp32_layers": ["fc"]}
     assert any("fp32: fc" in n for n in result.notes)
@@ -156,7 +158,9 @@ def test_centred_input_is_the_same_function_and_quantizes_better(trained):
     ref = eager_logits(model, rw.held_out)
     np.testing.assert_allclose(eager_logits(wrapped, rw.held_out), ref, atol=1e-4 * np.ptp(ref))
     assert model.conv1.bias is not wrapped.model.conv1.bias  # the model itself is untouched
-    centred_sqnr, _ = _sqnr_agreement(model, quantize_int8(model, spec, cal), rw.held_out)
+    centred = quantize_int8(model, spec, cal)
+    assert centred.input_centre == pytest.approx([float(cal.mean())], abs=1e-5)
+    centred_sqnr, _ = _sqnr_agreement(model, centred, rw.held_out)
     plain_sqnr, _ = _sqnr_agreement(model, quantize_int8(model, spec, cal, centre=False),
                                     rw.held_out)
     assert centred_sqnr > plain_sqnr + 1.0, (centred_sqnr, plain_sqnr)

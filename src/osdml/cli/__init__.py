@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = [a for a in args[:cut] if a not in GLOBAL_FLAGS] + args[cut:]
     STATE["debug"] = "--debug" in flags
     STATE["verbose"] = bool(flags & {"--verbose", "-v"})
+    STATE["interrupt_reported"] = False  # a command that said what an interruption left
     _setup_messages(verbose=STATE["verbose"])
     try:
         rv = app(args=args, prog_name="osdml", standalone_mode=False)
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         # a bug: say so in one line, traceback with --debug
         return _fail(f"internal error: {type(e).__name__}: {e} (rerun with --debug and report "
                      "it)", 3)
-    if rv == 130:  # typer turns Ctrl-C into a silent exit status 130
+    if rv == 130 and not STATE.get("interrupt_reported"):  # typer: Ctrl-C -> silent 130
         sys.stderr.write("osdml: interrupted; files already written are complete, none is "
                          "half-written\n")
     return rv if isinstance(rv, int) else 0

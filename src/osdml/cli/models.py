@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from osdml.cli.common import (
+    STATE,
     JsonOpt,
     app,
     checked_out,
@@ -97,8 +98,21 @@ def convert(
     found = find_inputs(inputs, recursive)
     if to in ("pte", "bpte"):
         require_executorch_for()
-    with quiet_libraries():
-        results = _run_conversions(found, opts, out, to, quantize, workers)
+    from osdml.export.convert import BatchInterrupted
+
+    try:
+        with quiet_libraries():
+            results = _run_conversions(found, opts, out, to, quantize, workers)
+    except BatchInterrupted as e:  # Ctrl-C: workers stopped, partial outputs removed
+        import signal
+
+        try:  # stopping now: another Ctrl-C changes nothing
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        except ValueError:  # not the main thread
+            pass
+        sys.stderr.write(f"osdml: interrupted: {e}\n")
+        STATE["interrupt_reported"] = True
+        raise typer.Exit(130) from None
     if json_out:
         print_json([r.to_dict() for r in results])
     elif not quiet:

@@ -12,7 +12,10 @@ conversion leaves the output path as it was.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import signal
 import tempfile
 import time
 import warnings
@@ -140,7 +143,8 @@ def convert_file(src: str | Path, out: str | Path, opts: ConvertOptions) -> Conv
     Raises
     ------
     InputError
-        If the input is not a convertible model, or the options do not fit it.
+        If the input is not a convertible model, or the options do not fit it, or another
+        process is writing `out` (its lock, ``osdml.outdir.hold``).
     CheckFailed
         If the converted file does not match the model beyond tolerance (nothing is written).
     ExportError
@@ -160,18 +164,40 @@ def convert_file(src: str | Path, out: str | Path, opts: ConvertOptions) -> Conv
     windows = _windows(opts, source.spec)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.converting")
-    try:
-        facts = _export(source, tmp, opts, windows, result)
-        result.check = _check(tmp, opts, source.module(), windows)
-        if not result.check["passed"]:
-            raise CheckFailed(f"{out}: {result.check['summary']}; nothing was written")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _write_sidecar(out, facts.pop("spec"), facts, opts.stamp(src), result)
+    from osdml.outdir import hold
+
+    with hold(out, f"osdml convert {src} -o {out}"):  # one writer per output
+        try:
+            facts = _export(source, tmp, opts, windows, result)
+            result.check = _check(tmp, opts, source.module(), windows)
+            if not result.check["passed"]:
+                raise CheckFailed(f"{out}: {result.check['summary']}; nothing was written")
+            # the output and its sidecar go in together: a Ctrl-C or a batch stopping its
+            # workers (SIGTERM) is held until both are written, so no output is left without
+            # its sidecar
+            with _signals_held():
+                os.replace(tmp, out)
+                _write_sidecar(out, facts.pop("spec"), facts, opts.stamp(src), result)
+        finally:
+            tmp.unlink(missing_ok=True)
     result.size_bytes = out.stat().st_size
     result.seconds = round(time.perf_counter() - t0, 2)
     return result
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Hold SIGINT and SIGTERM in this thread while the block runs (delivered after it)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    except (AttributeError, OSError, ValueError):  # no pthread_sigmask (Windows)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _export(source, path: Path, opts: ConvertOptions, windows: dict,
@@ -246,6 +272,7 @@ def _int8(module, spec, opts: ConvertOptions, windows: dict, result: ConvertResu
                        "batch": qat.batch, "distill": qat.distill, "seed": qat.seed}
     graph = quantize_int8(module, spec, calibration, observer=opts.observer,
                           fp32_layers=layers, qat=qat)
+    info["input_centre_g"] = getattr(graph, "input_centre", None)
     result.int8 = info
     if layers:
         result.notes.append(f"layers kept in fp32: {', '.join(layers)}")
@@ -416,49 +443,242 @@ def up_to_date(src: Path, out: Path, opts: ConvertOptions) -> bool:
     return stamp == opts.stamp(src)
 
 
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a batch: the workers were stopped, their partial outputs removed; the
+    message says what was done and what was not (``osdml convert`` prints it, exit 130)."""
+
+    def __init__(self, converted: int, stopped: int, not_started: int):
+        self.converted, self.stopped, self.not_started = converted, stopped, not_started
+        parts = [f"{converted} converted"]
+        if stopped:
+            parts.append(f"{stopped} stopped half-way and removed")
+        parts.append(f"{not_started} not started")
+        super().__init__(f"{', '.join(parts)}; rerun the same command to convert the rest")
+
+
+def carries_spec(path: Path) -> bool:
+    """Whether `path` is an osdml checkpoint with its spec (read with ``weights_only``: no
+    code in the file runs)."""
+    from osdml.export import sniff as sn
+
+    try:
+        if sn.sniff(path).kind != sn.CHECKPOINT:
+            return False
+        import torch
+
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        return False
+    return (isinstance(obj, dict) and obj.get("format") == "osdml-checkpoint"
+            and isinstance(obj.get("spec"), dict))
+
+
+def _plan(items: list[tuple[Path, Path]], opts: ConvertOptions,
+          results: dict[int, ConvertResult]) -> list[int]:
+    """Settle, before any work, what each input does; return the indices to convert.
+
+    Inputs in one folder that would write the same output (a run's ``model.pt`` and
+    ``model.ptl`` both make ``model.pte``): the osdml checkpoint carrying the spec is
+    converted, the others are skipped and say so. Any other two inputs with one output fail,
+    as does an output that would overwrite its own input.
+    """
+    inputs = {src.resolve(): src for src, _ in items}
+    groups: dict[Path, list[int]] = {}
+    for i, (_, out) in enumerate(items):
+        groups.setdefault(out.resolve(), []).append(i)
+    chosen: list[int] = []
+    for key, members in groups.items():
+        first = members[0]
+        if len(members) > 1 and len({items[i][0].resolve().parent for i in members}) == 1:
+            with_spec = [i for i in members if carries_spec(items[i][0])]
+            if len(with_spec) == 1:
+                first = with_spec[0]
+                for i in members:
+                    if i != first:
+                        results[i] = ConvertResult(
+                            str(items[i][0]), None, "skipped",
+                            f"same output as {items[first][0]}, which carries the spec")
+        for i in members:
+            if i != first and i not in results:
+                results[i] = ConvertResult(
+                    str(items[i][0]), str(items[i][1]), "failed",
+                    f"{items[i][1]} is also the output of {items[first][0]}; convert them "
+                    "separately with -o", exit_code=2)
+        src, out = items[first]
+        if key in inputs:  # its own input, or another input of the batch (model.ptl, --to ptl)
+            what = "the input" if src.resolve() == key else f"the input {inputs[key]}"
+            results[first] = ConvertResult(str(src), str(out), "failed", f"the output would "
+                                           f"overwrite {what}; choose another -o", exit_code=2)
+        elif not opts.force and up_to_date(src, out, opts):
+            results[first] = ConvertResult(str(src), str(out), "skipped",
+                                           "output is up to date (--force to redo)")
+        else:
+            chosen.append(first)
+    return sorted(chosen)
+
+
 def convert_many(items: list[tuple[Path, Path]], opts: ConvertOptions,
                  workers: int | None = None) -> list[ConvertResult]:
     """Convert (input, output) pairs in worker processes; one failure never stops the rest.
 
-    Outputs newer than their inputs are skipped unless ``opts.force``.
+    Outputs newer than their inputs are skipped unless ``opts.force``; inputs that would write
+    the same output are settled first (``_plan``).
+
+    Raises
+    ------
+    BatchInterrupted
+        On Ctrl-C (a ``KeyboardInterrupt``): the workers are stopped at once (they ignore
+        SIGINT; this process terminates them), their temporary files are removed, finished
+        outputs are kept; a rerun converts what is missing.
     """
     results: dict[int, ConvertResult] = {}
-    todo = []
-    first_for: dict[Path, Path] = {}
-    for i, (src, out) in enumerate(items):
-        key = out.resolve()
-        if key in first_for:  # two inputs, one output name: never let one overwrite the other
-            results[i] = ConvertResult(str(src), str(out), "failed",
-                                       f"{out} is also the output of {first_for[key]}; convert "
-                                       "them separately with -o", exit_code=2)
-        elif src.resolve() == key:
-            results[i] = ConvertResult(str(src), str(out), "failed", "the output would "
-                                       "overwrite the input; choose another -o", exit_code=2)
-        elif not opts.force and up_to_date(src, out, opts):
-            first_for[key] = src
-            results[i] = ConvertResult(str(src), str(out), "skipped",
-                                       "output is up to date (--force to redo)")
+    todo = _plan(items, opts, results)
+    for i in todo:
+        _remove_temporaries(items[i][1], stale_only=True)
+    before = {i: _stat(items[i][1]) for i in todo}
+    started: set[int] = set()
+    try:
+        if opts.calibration and todo:  # parse once here so that the workers hit the cache
+            from osdml.data.cache import load_streams
+
+            load_streams(opts.calibration)
+        workers = workers or min(len(todo), max(1, (os.cpu_count() or 2)), 4) or 1
+        if workers <= 1 or len(todo) <= 1:
+            for i in todo:
+                started.add(i)
+                results[i] = _safe_convert(items[i][0], items[i][1], opts)
         else:
-            first_for[key] = src
-            todo.append(i)
-    if opts.calibration and todo:  # parse once here so that the workers hit the cache
-        from osdml.data.cache import load_streams
-
-        load_streams(opts.calibration)
-    workers = workers or min(len(todo), max(1, (os.cpu_count() or 2)), 4) or 1
-    if workers <= 1 or len(todo) <= 1:
-        for i in todo:
-            results[i] = _safe_convert(items[i][0], items[i][1], opts)
-    else:
-        import multiprocessing
-
-        ctx = multiprocessing.get_context("spawn")  # fork after torch threads can hang
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = {i: pool.submit(_safe_convert, items[i][0], items[i][1], opts)
-                       for i in todo}
-            for i, fut in futures.items():
-                results[i] = fut.result()
+            _in_workers(items, todo, opts, workers, results, started)
+    except KeyboardInterrupt:
+        with _sigint_ignored():  # a second Ctrl-C must not cut the clean-up short
+            left = [i for i in todo if i not in results]
+            for i in left:
+                _remove_temporaries(items[i][1])
+            done = sum(results[i].status == "converted" for i in todo if i in results)
+            # finished just as the batch stopped (output and sidecar written, result unsent)
+            done += sum(_stat(items[i][1]) != before[i] and up_to_date(*items[i], opts)
+                        for i in left)
+            not_started = sum(i not in started for i in left)
+            raise BatchInterrupted(done, len(todo) - done - not_started, not_started) from None
     return [results[i] for i in range(len(items))]
+
+
+def _in_workers(items, todo: list[int], opts: ConvertOptions, workers: int,
+                results: dict[int, ConvertResult], started: set[int]) -> None:
+    import multiprocessing
+    import shutil
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    ctx = multiprocessing.get_context("spawn")  # fork after torch threads can hang
+    scratch = tempfile.mkdtemp(prefix="osdml-convert-")  # the workers' tempfile folder
+    # Ctrl-C at a terminal reaches every process of the group: the workers ignore it (started
+    # while this process ignores it, they inherit that; the initializer makes sure) and this
+    # process stops them
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                               initargs=(scratch,))
+    pending: dict = {}
+    try:
+        with _sigint_ignored():  # the workers start here
+            pending = {pool.submit(_safe_convert, items[i][0], items[i][1], opts): i
+                       for i in todo}
+        while pending:
+            done, _ = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+            for fut in done:
+                results[pending.pop(fut)] = fut.result()
+    except BaseException:
+        with _sigint_ignored():
+            # the call queue holds a few more than the workers run: the first ones are in work
+            running = sorted(i for fut, i in pending.items() if not fut.cancel())
+            started.update(running[:workers])
+            _stop_workers(pool)
+            shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    pool.shutdown(wait=True)
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _worker_init(scratch: str) -> None:
+    import signal as _signal
+
+    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)  # the parent handles Ctrl-C
+    tempfile.tempdir = scratch  # removed by the parent, even if this worker is killed
+
+
+def _stop_workers(pool) -> None:
+    """Cancel what has not started, terminate the workers (SIGTERM, then SIGKILL after 1 s)."""
+    # concurrent.futures has no public way to stop running tasks (before Python 3.14)
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in processes:
+        with contextlib.suppress(Exception):
+            p.terminate()
+    deadline = time.monotonic() + 1.0
+    for p in processes:
+        with contextlib.suppress(Exception):
+            p.join(max(0.0, deadline - time.monotonic()))
+    for p in processes:
+        with contextlib.suppress(Exception):
+            if p.is_alive():
+                p.kill()
+                p.join(1.0)
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Ignore SIGINT in the block (main thread only; elsewhere a no-op)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def _remove_temporaries(out: Path, stale_only: bool = False) -> None:
+    """Remove the temporary files a conversion to `out` writes beside it
+    (``.NAME.PID.converting``, the ``.tmp`` files of atomic writes, the sidecar's); with
+    `stale_only`, only ``.converting`` files of processes that no longer exist."""
+    from osdml.outdir import lock_path
+
+    lock = lock_path(out)  # a worker stopped while converting leaves its lock: removed
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        if not _alive(int(json.loads(lock.read_text())["pid"])):
+            lock.unlink()
+    try:
+        names = [p for p in out.parent.iterdir()
+                 if p.name.startswith((f".{out.name}.", f"..{out.name}."))
+                 and p.name.endswith((".converting", ".tmp"))]
+    except OSError:
+        return
+    for p in names:
+        if stale_only:  # .NAME.PID.converting and ..NAME.PID.converting.XXXX.tmp
+            pid, _, rest = p.name.lstrip(".")[len(out.name) + 1:].partition(".")
+            if not (rest.startswith("converting") and pid.isdigit() and not _alive(int(pid))):
+                continue
+        with contextlib.suppress(OSError):
+            p.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _safe_convert(src: Path, out: Path, opts: ConvertOptions) -> ConvertResult:

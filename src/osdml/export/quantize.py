@@ -250,7 +250,9 @@ def _capture(module: torch.nn.Module, spec: ModelSpec):
 def quantize_int8(module: torch.nn.Module, spec: ModelSpec, calibration: np.ndarray, *,
                   observer: str = "histogram", fp32_layers: Sequence[str] = (),
                   qat: QatSettings | None = None, centre: bool = True):
-    """Quantize `module` to int8 for XNNPACK; return the converted graph module.
+    """Quantize `module` to int8 for XNNPACK; return the converted graph module (its
+    ``input_centre`` attribute: the per-channel centre subtracted from the input, in g, or
+    None when the input was not centred).
 
     PT2E post-training quantization (torchao ``prepare_pt2e`` / ``convert_pt2e`` with
     ExecuTorch's ``XNNPACKQuantizer``, https://pytorch.org/executorch/stable/
@@ -332,7 +334,11 @@ def quantize_int8(module: torch.nn.Module, spec: ModelSpec, calibration: np.ndar
         with torch.no_grad():
             for i in range(0, len(calibration), BATCH):
                 prepared(torch.from_numpy(np.ascontiguousarray(calibration[i:i + BATCH])))
-            return convert_pt2e(prepared)
+            graph = convert_pt2e(prepared)
+    # what centre_input subtracted (g per channel), for the record; None when not centred
+    graph.input_centre = (eager.centre.flatten().tolist() if isinstance(eager, CentredInput)
+                          else None)
+    return graph
 
 
 def _fine_tune(prepared, teacher: torch.nn.Module, qat: QatSettings) -> None:
