@@ -237,3 +237,16 @@ def test_convert_to_an_output_another_process_writes_is_refused(tmp_path, tiny_r
     err = capsys.readouterr().err
     assert rc == 2 and f"pid {proc.pid}" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_remove_stale_lock_only_removes_a_dead_holder(tmp_path):
+    from osdml.outdir import remove_stale_lock
+
+    target = tmp_path / "m.pte"
+    lock_path(target).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    assert not remove_stale_lock(target) and lock_path(target).exists()  # alive: kept
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    lock_path(target).write_text(json.dumps({"pid": int(dead.stdout),
+                                             "host": socket.gethostname()}))
+    assert remove_stale_lock(target) and not lock_path(target).exists()

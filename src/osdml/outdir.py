@@ -42,7 +42,8 @@ def lock_path(target: str | os.PathLike) -> Path:
     return target.parent / f".{target.name}.lock"
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process `pid` runs on this host (another user's counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -101,7 +102,7 @@ def hold(target: str | os.PathLike, command: str) -> Iterator[Path]:
                 if holder is None:  # unreadable: a writer died between link and... or garbage
                     stale = True
                 elif holder.get("host") == me["host"]:
-                    stale = not _alive(int(holder.get("pid", -1)))
+                    stale = not process_alive(int(holder.get("pid", -1)))
                 else:
                     raise InputError(f"{target} is being written by {_describe(holder)}; if "
                                      f"that process is gone, remove {path} and run again"
@@ -128,6 +129,22 @@ def hold(target: str | os.PathLike, command: str) -> Iterator[Path]:
         for folder in created:  # made only to hold the lock, and still empty: removed
             with contextlib.suppress(OSError):
                 folder.rmdir()
+
+
+def remove_stale_lock(target: str | os.PathLike) -> bool:
+    """Delete `target`'s lock if the process that holds it no longer runs on this host (a
+    worker terminated mid-write); return whether it did."""
+    path = lock_path(target)
+    holder = _read_holder(path)
+    if holder is None or holder.get("host") != socket.gethostname():
+        return False
+    try:
+        if process_alive(int(holder.get("pid", -1))):
+            return False
+        path.unlink()
+    except (OSError, TypeError, ValueError):
+        return False
+    return True
 
 
 def folder_kind(folder: str | os.PathLike) -> str | None:

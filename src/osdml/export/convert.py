@@ -13,7 +13,6 @@ conversion leaves the output path as it was.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import tempfile
@@ -650,12 +649,9 @@ def _remove_temporaries(out: Path, stale_only: bool = False) -> None:
     """Remove the temporary files a conversion to `out` writes beside it
     (``.NAME.PID.converting``, the ``.tmp`` files of atomic writes, the sidecar's); with
     `stale_only`, only ``.converting`` files of processes that no longer exist."""
-    from osdml.outdir import lock_path
+    from osdml.outdir import process_alive, remove_stale_lock
 
-    lock = lock_path(out)  # a worker stopped while converting leaves its lock: removed
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        if not _alive(int(json.loads(lock.read_text())["pid"])):
-            lock.unlink()
+    remove_stale_lock(out)  # a worker stopped while converting leaves its lock
     try:
         names = [p for p in out.parent.iterdir()
                  if p.name.startswith((f".{out.name}.", f"..{out.name}."))
@@ -665,20 +661,12 @@ def _remove_temporaries(out: Path, stale_only: bool = False) -> None:
     for p in names:
         if stale_only:  # .NAME.PID.converting and ..NAME.PID.converting.XXXX.tmp
             pid, _, rest = p.name.lstrip(".")[len(out.name) + 1:].partition(".")
-            if not (rest.startswith("converting") and pid.isdigit() and not _alive(int(pid))):
+            if not (rest.startswith("converting") and pid.isdigit()
+                    and not process_alive(int(pid))):
                 continue
         with contextlib.suppress(OSError):
             p.unlink()
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
 
 
 def _safe_convert(src: Path, out: Path, opts: ConvertOptions) -> ConvertResult:
