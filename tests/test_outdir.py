@@ -176,9 +176,11 @@ def test_replacement_swaps_in_only_when_complete(tmp_path, tiny_run, synth_dir, 
     from osdml.pipeline import train_run
 
     old = shutil.copytree(tiny_run.out_dir, tmp_path / "x")
+    (old / "notes.txt").write_text("mine")  # not written by osdml train: never deleted
     cfg = tiny_config.model_copy(update={"train": tiny_config.train.model_copy(
         update={"seed": 11})})
     run = train_run([synth_dir], cfg, old, progress=False, cache=False, replace=True)
+    assert (old / "notes.txt").read_text() == "mine"
     assert run.passed and run.out_dir == old
     summary = json.loads((old / "summary.json").read_text())
     assert summary["out_dir"] == str(old)

@@ -129,7 +129,7 @@ def _new_run(files, cfg: RunConfig, out: Path, *, replace: bool, progress: bool,
     """``train_run`` without resume, the lock held. Replacing a previous run builds the new
     one in ``.NAME.replacing`` and swaps it in only when it is complete and passed its
     checks: any failure leaves the previous run as it was."""
-    from osdml.outdir import record_kind, staging, swap_in
+    from osdml.outdir import record_kind, staging
 
     final = out
     if _check_out_dir(out, replace):
@@ -172,8 +172,21 @@ def _new_run(files, cfg: RunConfig, out: Path, *, replace: bool, progress: bool,
     run = train_split(streams, selection, split, cfg, out, parts=parts, progress=progress)
     if out == final or not run.passed:  # a failed replacement stays beside the old run
         return run
-    swap_in(out, final)
+    _swap_keeping_yours(out, final)
     return relocated(run, out, final)
+
+
+def _swap_keeping_yours(new: Path, final: Path) -> None:
+    """Swap the complete replacement `new` in for `final`, moving into it first what the
+    previous run folder holds that osdml train did not write there (a converted
+    ``model_int8.pte``, notes): replacing a run never deletes a user's own files."""
+    from osdml.outdir import swap_in
+
+    if final.is_dir():
+        for entry in final.iterdir():
+            if entry.name not in RUN_FILES and not (new / entry.name).exists():
+                entry.replace(new / entry.name)
+    swap_in(new, final)
 
 
 def relocated(run: TrainRun, old: Path, new: Path) -> TrainRun:
@@ -194,7 +207,7 @@ def _resume_run(out: Path, config: RunConfig | None, files, placement=None,
                 **load) -> TrainRun:
     from osdml.config import config_difference, load_config
     from osdml.data.split import read_manifest
-    from osdml.outdir import check_kind, staging, swap_in
+    from osdml.outdir import check_kind, staging
 
     check_kind(out, "train", "resume")
     final, stage = out, staging(out)
@@ -233,7 +246,7 @@ def _resume_run(out: Path, config: RunConfig | None, files, placement=None,
                       resume=True)
     if out == final or not run.passed:
         return run
-    swap_in(out, final)
+    _swap_keeping_yours(out, final)
     return relocated(run, out, final)
 
 
