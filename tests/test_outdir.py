@@ -252,3 +252,19 @@ def test_remove_stale_lock_only_removes_a_dead_holder(tmp_path):
     lock_path(target).write_text(json.dumps({"pid": int(dead.stdout),
                                              "host": socket.gethostname()}))
     assert remove_stale_lock(target) and not lock_path(target).exists()
+
+
+def test_a_conversion_batch_folder_records_its_kind_and_is_not_a_run(tmp_path, capsys):
+    empty = tmp_path / "models"
+    empty.mkdir()
+    run = _fake_run(tmp_path / "run", "train")
+    before = _digest(run)
+    assert main(["convert", str(empty), "-r", "-o", str(run)]) == 2
+    assert "it holds a training run (osdml train)" in capsys.readouterr().err
+    assert _digest(run) == before
+    out = tmp_path / "converted"
+    assert main(["convert", str(empty), "-r", "-o", str(out)]) == 0
+    assert folder_kind(out) == "convert"
+    capsys.readouterr()
+    assert main(["train", "--replace", "--out", str(out), "--data", str(empty)]) == 2
+    assert "it holds a conversion batch" in capsys.readouterr().err

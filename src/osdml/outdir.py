@@ -7,9 +7,9 @@
   exists). A second writer gets one line naming the holder; a lock left by a process that no
   longer runs on this host is stale and taken over.
 - ``record_kind`` / ``check_kind``: each folder osdml writes says what it is (``kind.json``:
-  ``train``, ``crossval``, ``ensemble``), so that a command never resumes, replaces or reports
-  on a folder of another kind. Folders written before the record existed are recognised by
-  their files.
+  ``train``, ``crossval``, ``ensemble``, ``convert`` for a batch's ``-o`` folder), so that a
+  command never resumes, replaces or writes into a folder of another kind. Folders written
+  before the record existed are recognised by their files.
 - ``staging`` / ``swap_in``: ``--replace`` builds the new result in ``.NAME.replacing`` beside
   the old one and swaps it in only when complete; ``recover`` finishes or undoes a swap that a
   killed process left half done.
@@ -30,10 +30,12 @@ from pathlib import Path
 from osdml.errors import InputError
 
 KIND_FILE = "kind.json"
-KIND_COMMANDS = {"train": "osdml train", "crossval": "osdml run", "ensemble": "osdml ensemble"}
+KIND_COMMANDS = {"train": "osdml train", "crossval": "osdml run", "ensemble": "osdml ensemble",
+                 "convert": "osdml convert"}
 KIND_NOUNS = {"train": "a training run (osdml train)",
               "crossval": "a cross-validation run (osdml run)",
-              "ensemble": "an ensemble (osdml ensemble)"}
+              "ensemble": "an ensemble (osdml ensemble)",
+              "convert": "a conversion batch (osdml convert -o)"}
 
 
 def lock_path(target: str | os.PathLike) -> Path:
@@ -148,7 +150,8 @@ def remove_stale_lock(target: str | os.PathLike) -> bool:
 
 
 def folder_kind(folder: str | os.PathLike) -> str | None:
-    """What `folder` holds: ``train``, ``crossval`` or ``ensemble`` (its ``kind.json``, or
+    """What `folder` holds: ``train``, ``crossval``, ``ensemble`` or ``convert`` (its
+    ``kind.json``, or
     for folders written before that record, recognised by their files); None when it holds
     no osdml run."""
     folder = Path(folder)
@@ -174,8 +177,9 @@ def record_kind(folder: str | os.PathLike, kind: str) -> None:
 
 
 def check_kind(folder: str | os.PathLike, expected: str, action: str) -> None:
-    """Refuse to `action` (``"resume"``, ``"replace"``) `folder` unless it holds an
-    `expected` run (or nothing osdml wrote).
+    """Refuse to `action` (``"resume"``, ``"replace"``, or another verb such as ``"write a
+    conversion batch into"``) `folder` unless it holds an `expected` kind (or nothing osdml
+    wrote).
 
     Raises
     ------
@@ -187,12 +191,19 @@ def check_kind(folder: str | os.PathLike, expected: str, action: str) -> None:
         return
     hint = {"train": f"osdml train --resume --out {folder}",
             "crossval": f"osdml run --resume {folder}",
-            "ensemble": f"osdml ensemble --resume --out {folder}"}[found]
+            "ensemble": f"osdml ensemble --resume --out {folder}",
+            "convert": f"the same osdml convert ... -o {folder} again (it converts what is "
+                       "missing)"}[found]
     command = KIND_COMMANDS[expected]
+    if action == "resume":
+        then = f"to continue that one: {hint}"
+    elif action == "replace":
+        then = (f"{command} does not replace it; choose another output, or remove that folder "
+                "yourself")
+    else:
+        then = "choose another output"
     raise InputError(f"cannot {action} {folder} with {command}: it holds {KIND_NOUNS[found]}; "
-                     + (f"to continue that one: {hint}" if action == "resume" else
-                        f"{command} does not replace it; choose another output, or remove "
-                        "that folder yourself"))
+                     + then)
 
 
 def staging(target: str | os.PathLike) -> Path:

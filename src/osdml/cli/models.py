@@ -132,7 +132,11 @@ def _run_conversions(found, opts, out: str | None, to: str, quantize, workers):
         return [convert_file(found[0][0], output_path(found[0][0], to, out_path, None,
                                                        quantize), opts)]
     if out_path is not None:  # fail now, not after every file was converted
+        from osdml.outdir import check_kind, record_kind
+
+        check_kind(out_path, "convert", "write a conversion batch into")  # not into a run
         out_path.mkdir(parents=True, exist_ok=True)
+        record_kind(out_path, "convert")
     # beside each input, or under --out (mirroring the folders given)
     items = [(src, output_path(src, to, out_path, None if out_path is None
                                else root or src.parent, quantize)) for src, root in found]
