@@ -301,8 +301,7 @@ def split_windows(streams, selection, split, cfg: RunConfig) -> SplitWindows:
         if rule.use_seizure_times else {})
     where = "" if split.name == "fold0" and split.inner is None else f"{split.name}: "
     try:
-        _check_parts(train, val, test, window // cfg.data.reader.samples_per_datapoint + 1,
-                     cfg.data.split.method)
+        _check_parts(train, val, test, window // cfg.data.reader.samples_per_datapoint + 1)
     except InputError as e:
         raise InputError(where + str(e)) from None
     return SplitWindows(train, val, test, dict(aug.counts), labels)
@@ -552,7 +551,7 @@ def _why_empty(streams, selection) -> str:
     return f"{streams.n_events:,} events, none selected ({excluded})"
 
 
-def _check_parts(train, val, test, min_datapoints: int, method: str = "holdout") -> None:
+def _check_parts(train, val, test, min_datapoints: int) -> None:
     """Each part must have windows; training and validation need both classes."""
     for name, w in (("training", train), ("validation", val), ("test", test)):
         if not len(w):
@@ -562,13 +561,12 @@ def _check_parts(train, val, test, min_datapoints: int, method: str = "holdout")
         labels = set(np.asarray(w.labels).tolist())
         if labels != {0, 1}:
             have = "only seizure" if labels == {1} else "no seizure"
-            fix = ("raise data.split.val_fraction or use fewer data.split.n_folds"
-                   if method != "holdout" and name == "validation" else
-                   "lower data.split.test_fraction / val_fraction" if method == "holdout"
-                   else "use fewer data.split.n_folds")
+            # no untried "use N folds" here: `osdml data split` names a setting it tried
             raise InputError(f"cannot train: the {name} part has {have} windows ({len(w)} "
-                             "windows); training and checkpoint choice need both classes: add "
-                             f"events, or {fix}")
+                             "windows; events shorter than a window give none); training and "
+                             "checkpoint choice need both classes: add events, or run `osdml "
+                             "data split` with this configuration, which names a split setting "
+                             "tried on these data that gives every part both classes")
     if set(np.asarray(test.labels).tolist()) != {0, 1}:
         warnings.warn("the test part lacks one class: its sensitivity or false-positive rate "
                       "is undefined", stacklevel=3)
