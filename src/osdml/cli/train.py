@@ -40,7 +40,8 @@ def train(
     seed: Annotated[int | None, typer.Option(help="train.seed.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     replace: Annotated[bool, typer.Option(
-        "--replace", help="Replace a previous run in --out (otherwise refused).")] = False,
+        "--replace", help="Replace a previous run in --out: the new run is built beside it "
+        "and swapped in only when complete and checked (otherwise refused).")] = False,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue the interrupted run in --out from its last completed epoch "
         "(its own configuration and split).")] = False,
