@@ -268,3 +268,26 @@ def test_a_conversion_batch_folder_records_its_kind_and_is_not_a_run(tmp_path, c
     capsys.readouterr()
     assert main(["train", "--replace", "--out", str(out), "--data", str(empty)]) == 2
     assert "it holds a conversion batch" in capsys.readouterr().err
+
+
+def test_a_lock_file_that_is_not_an_osdml_lock_is_taken_over(tmp_path):
+    for junk in ("", "{}", '{"pid": "x"}', '{"pid": -1}', "[1]"):
+        lock_path(tmp_path / "x").write_text(junk)
+        with hold(tmp_path / "x", "t"):
+            assert json.loads(lock_path(tmp_path / "x").read_text())["pid"] == os.getpid()
+
+
+def test_a_forked_child_never_releases_its_parents_lock(tmp_path):
+    target = tmp_path / "x"
+    lock = hold(target, "t")
+    lock.__enter__()
+    pid = os.fork()
+    if pid == 0:  # a forked worker that leaves the block in its own process
+        try:
+            lock.__exit__(None, None, None)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert lock_path(target).exists()
+    lock.__exit__(None, None, None)
+    assert not lock_path(target).exists()

@@ -101,10 +101,11 @@ def hold(target: str | os.PathLike, command: str) -> Iterator[Path]:
                 break
             except FileExistsError:
                 holder = _read_holder(path)
-                if holder is None:  # unreadable: a writer died between link and... or garbage
-                    stale = True
+                pid = holder.get("pid") if holder else None
+                if not isinstance(pid, int) or pid <= 0:  # not an osdml lock (they are linked
+                    stale = True                          # complete): nothing holds it
                 elif holder.get("host") == me["host"]:
-                    stale = not process_alive(int(holder.get("pid", -1)))
+                    stale = not process_alive(pid)
                 else:
                     raise InputError(f"{target} is being written by {_describe(holder)}; if "
                                      f"that process is gone, remove {path} and run again"
@@ -124,8 +125,8 @@ def hold(target: str | os.PathLike, command: str) -> Iterator[Path]:
             os.unlink(tmp)
     try:
         yield path
-    finally:
-        if (_read_holder(path) or {}).get("pid") == me["pid"]:
+    finally:  # released by the process that took it (a forked child exiting leaves it)
+        if me["pid"] == os.getpid() and (_read_holder(path) or {}).get("pid") == me["pid"]:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         for folder in created:  # made only to hold the lock, and still empty: removed
@@ -138,13 +139,13 @@ def remove_stale_lock(target: str | os.PathLike) -> bool:
     worker terminated mid-write); return whether it did."""
     path = lock_path(target)
     holder = _read_holder(path)
-    if holder is None or holder.get("host") != socket.gethostname():
+    pid = holder.get("pid") if holder else None
+    if (not isinstance(pid, int) or pid <= 0 or holder.get("host") != socket.gethostname()
+            or process_alive(pid)):
         return False
     try:
-        if process_alive(int(holder.get("pid", -1))):
-            return False
         path.unlink()
-    except (OSError, TypeError, ValueError):
+    except OSError:
         return False
     return True
 
