@@ -43,6 +43,20 @@ def _holder_process(target):
     return proc
 
 
+def _refused_while_held(out, capsys, args):
+    """Run the CLI with `args(out)` while a real process holds `out`'s lock: exit 2, one line
+    naming the holder, nothing written."""
+    proc = _holder_process(out)
+    try:
+        rc = main(args(out))
+    finally:
+        proc.kill()
+        proc.wait()
+    err = capsys.readouterr().err
+    assert rc == 2 and f"pid {proc.pid}" in err and "Traceback" not in err
+    assert not out.exists()
+
+
 # ------------------------------------------------------------------------------- locks
 
 def test_a_second_writer_is_refused_naming_the_holder(tmp_path):
@@ -92,16 +106,8 @@ def test_train_into_a_folder_another_process_writes_is_refused(tmp_path, synth_d
     """Two `osdml train --out same` at once: the second gets one line, exit 2, and writes
     nothing into the folder (before: both wrote it, and the first failed its own parity
     check on the second's files)."""
-    out = tmp_path / "same"
-    proc = _holder_process(out)
-    try:
-        rc = main(["train", "--out", str(out), "--data", str(synth_dir), "--epochs", "1"])
-    finally:
-        proc.kill()
-        proc.wait()
-    err = capsys.readouterr().err
-    assert rc == 2 and f"pid {proc.pid}" in err and "Traceback" not in err
-    assert not out.exists()
+    _refused_while_held(tmp_path / "same", capsys, lambda out: [
+        "train", "--out", str(out), "--data", str(synth_dir), "--epochs", "1"])
 
 
 # ------------------------------------------------------------------------------- kinds
@@ -229,16 +235,8 @@ def test_lock_leaves_no_folder_it_made_for_itself(tmp_path):
 
 
 def test_convert_to_an_output_another_process_writes_is_refused(tmp_path, tiny_run, capsys):
-    out = tmp_path / "model.pte"
-    proc = _holder_process(out)
-    try:
-        rc = main(["convert", str(tiny_run.artefacts["pt"]), "-o", str(out)])
-    finally:
-        proc.kill()
-        proc.wait()
-    err = capsys.readouterr().err
-    assert rc == 2 and f"pid {proc.pid}" in err and "Traceback" not in err
-    assert not out.exists()
+    _refused_while_held(tmp_path / "model.pte", capsys, lambda out: [
+        "convert", str(tiny_run.artefacts["pt"]), "-o", str(out)])
 
 
 def test_remove_stale_lock_only_removes_a_dead_holder(tmp_path):
