@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import tomllib
 
 import pytest
@@ -21,6 +20,7 @@ from osdml.cli import main
 from osdml.config import load_config
 from osdml.crossval import run_crossval
 from osdml.pipeline import train_run
+from realproc import wait_for
 
 CLI = [sys.executable, "-c", "import sys; from osdml.cli import main; sys.exit(main())"]
 ARTEFACTS = ("model.pt", "model.ptl", "model.pte", "model.pte.json", "summary.json")
@@ -49,17 +49,6 @@ def start(args, tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     return subprocess.Popen(CLI + args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
-
-
-def wait_for(proc, condition, timeout=240):
-    t0 = time.monotonic()
-    while not condition():
-        if proc.poll() is not None:
-            pytest.fail(f"finished before the interruption point: {proc.stderr.read()}")
-        if time.monotonic() - t0 > timeout:
-            proc.kill()
-            pytest.fail("interruption point never reached")
-        time.sleep(0.02)
 
 
 def epochs_done(folder):

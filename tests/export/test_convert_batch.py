@@ -21,6 +21,7 @@ from osdml.export.convert import ConvertOptions, _plan
 from osdml.export.ptl import export_ptl
 from osdml.models import create_model
 from osdml.spec import ModelSpec
+from realproc import ended, wait_for
 
 CLI = [sys.executable, "-m", "osdml.cli"]
 
@@ -83,17 +84,6 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def _wait_for(proc, condition, timeout=240):
-    t0 = time.monotonic()
-    while not condition():
-        if proc.poll() is not None:
-            pytest.fail(f"finished before the interruption point: {proc.stderr.read()}")
-        if time.monotonic() - t0 > timeout:
-            _kill_all(proc)
-            pytest.fail("interruption point never reached")
-        time.sleep(0.02)
-
-
 def _leftovers(folder: Path) -> list[str]:
     return [p.name for p in folder.rglob("*") if p.name.startswith(".")
             or p.name.endswith((".tmp", ".converting"))]
@@ -114,14 +104,10 @@ def test_ctrl_c_stops_a_batch_at_once_and_a_rerun_converts_the_rest(tmp_path, ca
         workers.update(_workers(proc.pid))
         return any(out.glob("*.ptl.json"))
 
-    _wait_for(proc, first_output)
+    wait_for(proc, first_output, kill=_kill_all)
     t0 = time.monotonic()
     _ctrl_c(proc)
-    try:
-        code = proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        _kill_all(proc)
-        pytest.fail("one Ctrl-C did not stop the batch")
+    code = ended(proc, 30, "one Ctrl-C did not stop the batch", kill=_kill_all)
     stopped_in = time.monotonic() - t0
     err = proc.stderr.read()
     assert code == 130 and stopped_in < 5, (code, stopped_in, err)
@@ -159,16 +145,12 @@ def test_two_ctrl_c_never_hang_or_print_worker_tracebacks(tmp_path):
         workers.update(_workers(proc.pid))
         return len(workers) >= 2
 
-    _wait_for(proc, working)
+    wait_for(proc, working, kill=_kill_all)
     time.sleep(1.0)  # the workers import torch and start converting
     _ctrl_c(proc)
     time.sleep(0.05)
     _ctrl_c(proc)
-    try:
-        code = proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        _kill_all(proc)
-        pytest.fail("two Ctrl-C: the batch hung")
+    code = ended(proc, 20, "two Ctrl-C: the batch hung", kill=_kill_all)
     err = proc.stderr.read()
     assert code == 130 and "Traceback" not in err, err
     assert not [p for p in workers if _alive(p)]
