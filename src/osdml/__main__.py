@@ -1,8 +1,6 @@
 """`python -m osdml`: the osdml command line."""
 
-import sys
-
-from osdml.cli import main
+from osdml.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

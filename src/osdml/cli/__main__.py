@@ -1,7 +1,5 @@
 """``python -m osdml.cli``."""
 
-import sys
+from osdml.cli import entry
 
-from osdml.cli import main
-
-sys.exit(main())
+entry()
