@@ -24,7 +24,7 @@ app = typer.Typer(
     rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-data_app = typer.Typer(help="Read, summarise and split OSDB files.", no_args_is_help=True)
+data_app = typer.Typer(help="Read, summarise, split and compare OSDB files.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 config_app = typer.Typer(help="Show or import run configurations.", no_args_is_help=True)
 app.add_typer(config_app, name="config")

@@ -1,5 +1,5 @@
 """Commands on OSDB data and configurations: ``synth``, ``data summary``, ``data split``,
-``config show``, ``config import``."""
+``data compare``, ``config show``, ``config import``."""
 
 from __future__ import annotations
 
@@ -182,6 +182,78 @@ def data_split(
         rows.append(row)
     get_console().print(make_table(f"{cfg.data.split.method} split of {len(selection)} events "
                             f"-> {out}", ["split", "train", "validation", "test"], rows))
+
+
+@data_app.command("compare")
+def data_compare(
+    files: Annotated[list[Path], typer.Argument(
+        help="Set A (e.g. real recordings): OSDB files or folders of them.",
+        show_default=False)],
+    against: Annotated[list[Path], typer.Option(
+        "--against", "-a", help="Set B (e.g. synthetic data): an OSDB file or folder; repeat "
+        "the option for each one (a path after it without --against belongs to set A).",
+        show_default=False)],
+    out: Annotated[str, typer.Option("--out", "-o", help="Folder to write compare.json and "
+                                     "compare.html into.")] = "outputs/compare",
+    gate_pct: Annotated[float, typer.Option(
+        "--gate-pct", min=0.0, max=100.0, help="The app's movement gate "
+        "(MlAccelStdThresholdPct, %): under_gate is the share of datapoints whose movement "
+        "(100 x std / mean) is below it.")] = 5.0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Compare two sets of OSDB files: where do their statistics differ?
+
+    Groups of datapoints: each event type ("all"), and for seizures with seizureTimes the
+    datapoints inside and outside the seizure. Features of each 5 s datapoint: movement %
+    (and the share under the movement gate), magnitude percentiles and range (mg), the OSD
+    algorithm's roiPower and roi ratio, dominant frequency; per seizure, its duration. For
+    each: medians of A and B and the two-sample Kolmogorov-Smirnov D, with a verdict: close
+    (D < 0.1), differs (D < 0.3), far, or too few (n < 5). Writes compare.json and
+    compare.html (plots of the empirical CDFs) into --out."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    from osdml.data.compare import compare_sets, fmt_value, write_html
+    from osdml.data.osdb import expand_inputs
+    from osdml.fileio import write_json
+
+    out_dir = checked_out(out)
+    total = sum(p.stat().st_size for p in expand_inputs([*files, *against]))
+    labels = (", ".join(map(str, files)), ", ".join(map(str, against)))
+    console = get_console(stderr=True)
+    with Progress("reading OSDB", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task("read", total=total)
+        cmp = compare_sets(files, against, gate_pct, progress=lambda n: bar.advance(task, n),
+                           labels=labels)
+    result = cmp.to_dict()
+    write_json(out_dir / "compare.json", result)
+    write_html(cmp, out_dir / "compare.html")
+    if json_out:
+        print_json(result)
+        return
+    con = get_console()
+    for name, s in (("A", result["a"]), ("B", result["b"])):
+        con.print(f"{name}: {s['label']}: {plural(len(s['files']), 'file')}, "
+                  f"{plural(s['events'], 'event')}, {plural(s['datapoints'], 'datapoint')}")
+    rows, far = [], []
+    for r in result["rows"]:
+        f = r["feature"]
+        key = "mean" if f == "under_gate" else "median"
+        far.append(r["verdict"] == "far")
+        rows.append([r["group"], f"{f} (share)" if f == "under_gate" else f, r["n_a"], r["n_b"],
+                     fmt_value(r[f"{key}_a"], f), fmt_value(r[f"{key}_b"], f),
+                     "-" if r["ks_d"] is None else f"{r['ks_d']:.3f}", r["verdict"]])
+    table = make_table("A vs B: medians and Kolmogorov-Smirnov D (close < 0.1 <= differs < "
+                       "0.3 <= far)", ["group", "feature", "n A", "n B", "median A", "median B",
+                                       "D", "verdict"], rows, no_wrap=2)
+    for row, is_far in zip(table.rows, far, strict=True):
+        if is_far:
+            row.style = "bold red"
+    con.print(table)
+    for name, key in (("A", "only_in_a"), ("B", "only_in_b")):
+        if result[key]:
+            con.print(f"Only in {name}: {', '.join(result[key])}")
+    con.print(f"wrote {out_dir / 'compare.json'} and {out_dir / 'compare.html'}")
 
 
 @config_app.command("show")
