@@ -22,7 +22,7 @@ def test_files_have_the_osdb_fields_types_and_units(synth_dir):
     assert len(events) == SMALL.users * SMALL.seizures_per_user
     e = events[0]
     assert isinstance(e["id"], int) and isinstance(e["userId"], int)
-    assert e["type"] == "Seizure" and e["subType"] in ("Tonic-Clonic", "Other")
+    assert e["type"] == "Seizure" and e["subType"] in ("Tonic-Clonic", "Other", "Tonic", "Aura")
     assert e["dataTime"].endswith("Z") and parse_time(e["dataTime"]) > 1.6e9
     start, end = e["seizureTimes"]
     assert start < end
@@ -112,23 +112,72 @@ def _magnitude(ev):
     return np.concatenate([d["rawData"] for d in ev["datapoints"]]).astype(float)
 
 
-def test_seizures_have_large_jerks_that_slow_then_stillness():
-    spec = SynthSpec(users=6, seizures_per_user=2, seed=11)
-    checked = 0
-    for ev in generate_events(spec, "Seizure"):
-        m = _magnitude(ev)
-        t_event = parse_time(ev["dataTime"])
-        t_first = parse_time(ev["datapoints"][0]["dataTime"]) - 5
-        start, end = (np.array(ev["seizureTimes"]) + t_event - t_first) * 25
-        start, end = int(start), int(end)
-        if end + 20 * 25 > len(m) or end - start < 40 * 25:
-            continue  # event cut before the post-ictal phase, or a short seizure
-        assert m[start:end].max() > 1800  # jerks above 1.8 g
-        rates = [_jerks_per_s(m[a:a + 250]) for a in range(start, end - 249, 250)]
-        assert max(rates[:-1]) > 1.5 * rates[-1], (ev["id"], rates)  # the clonic rate slows
-        assert m[end + 10 * 25: end + 20 * 25].std() < 30  # post-ictal stillness, mg
-        checked += 1
-    assert checked >= 4
+def test_loud_seizures_have_large_jerks_that_slow_then_calm():
+    rng = np.random.default_rng(11)
+    for uid in range(6):
+        u = motion.UserProfile.draw(uid, rng)
+        sig, ph = motion.tonic_clonic(250, rng, u, tonic=True, scale=1.0, clonic_s=(60, 80))
+        m = np.linalg.norm(sig, axis=1)
+        clonic = m[ph.clonic_start:ph.clonic_end]
+        assert clonic.max() > 1800  # jerks above 1.8 g
+        rates = [_jerks_per_s(clonic[a:a + 250]) for a in range(0, len(clonic) - 249, 250)]
+        assert max(rates[:-1]) > 1.5 * rates[-1], (uid, rates)  # the clonic rate slows
+        post = m[ph.clonic_end + 10 * 25: ph.clonic_end + 30 * 25]
+        assert post.std() < 0.2 * clonic.std()  # post-ictal calm
+
+
+def _inside_movement(folder):
+    """Movement % (the app's gate quantity) of the datapoints inside marked seizures, by kind."""
+    events = json.loads((folder / "osdb_synth_allSeizures.json").read_text())
+    by_kind = {}
+    for ev in events:
+        kind = ev["desc"].removeprefix("synthetic ").split(" seizure")[0]
+        start, end = np.array(ev["seizureTimes"]) + parse_time(ev["dataTime"])
+        for d in ev["datapoints"]:
+            if start <= parse_time(d["dataTime"]) <= end:
+                x = np.asarray(d["rawData"], float)
+                by_kind.setdefault(kind, []).append(100 * x.std() / x.mean())
+    return {k: np.asarray(v) for k, v in by_kind.items()}
+
+
+def test_a_release_has_every_seizure_kind_with_real_wrists_movement(tmp_path):
+    """Calibrated against 59 real seizures (docs/data.md): inside the marked seizure the median
+    datapoint moves about 7 % and about 40 % fall under the app's 5 % gate; the generator's
+    first seizures moved 35 % with 18 % under the gate."""
+    # the demo's seizures (seed 0)
+    write_synthetic(tmp_path, SynthSpec(false_alarms_per_user=0, nda_per_user=0))
+    by_kind = _inside_movement(tmp_path)
+    assert set(by_kind) == set(motion.SEIZURE_KINDS)
+    every = np.concatenate(list(by_kind.values()))
+    assert 3 < np.median(every) < 15
+    assert 0.25 < np.mean(every < 5) < 0.6
+    # subtle seizures barely pass the gate; tonic-clonic ones are the loudest
+    assert np.median(by_kind["subtle"]) < 6 < np.median(by_kind["tonic-clonic"]) or \
+        np.median(by_kind["subtle"]) < np.median(by_kind["tonic-clonic"])
+    subtypes = {e["subType"] for e in json.loads(
+        (tmp_path / "osdb_synth_allSeizures.json").read_text())}
+    assert subtypes == {"Tonic-Clonic", "Other", "Tonic", "Aura"}
+
+
+def test_watches_differ_in_calibration_and_users_in_seizures():
+    from osdml.data.synthetic import user_profiles
+
+    users = user_profiles(SynthSpec(users=12))
+    gains = np.array([[np.mean(u.gain), np.mean(u.gain_2)] for u in users])
+    assert gains.min() < 1.1 and gains.max() > 1.25  # some watches read 1.3-1.7 g at rest
+    assert (np.abs(gains[:, 0] - gains[:, 1]) > 0.2).any()  # a user's two watches differ
+    assert np.ptp([u.severity for u in users]) > 0.2
+    assert len({np.argmax(u.seizure_habits) for u in users}) > 1
+
+
+def test_look_alikes_range_from_subtle_to_loud(tmp_path):
+    write_synthetic(tmp_path, SynthSpec(users=4, seizures_per_user=0, false_alarms_per_user=8,
+                                        nda_per_user=0, seed=5))
+    move = []
+    for ev in json.loads((tmp_path / "osdb_synth_falseAlarms.json").read_text()):
+        x = np.array([d["rawData"] for d in ev["datapoints"]], float)
+        move.append(np.percentile(100 * x.std(axis=1) / x.mean(axis=1), 90))
+    assert min(move) < 8 and max(move) > 20, move
 
 
 def test_rest_reads_one_g_and_walking_has_a_step_rhythm():

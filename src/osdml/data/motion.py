@@ -46,6 +46,14 @@ class UserProfile:
     noise_mg: float
     hr_rest: float
     habits: tuple[float, ...]  # preference weights over LOOKALIKES
+    severity: float = 0.3  # median scale of this user's seizure movements (1 = 1-3 g jerks)
+    seizure_habits: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 0.0)  # weights over SEIZURE_KINDS
+    gain: tuple[float, float, float] = (1.0, 1.0, 1.0)  # the watch's per-axis sensitivity
+    offset_mg: tuple[float, float, float] = (0.0, 0.0, 0.0)  # its per-axis zero-g offset
+    # the watch that replaced it (a new watch, or firmware that changed the scale): each event
+    # is recorded by one of the two
+    gain_2: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    offset_2_mg: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     @classmethod
     def draw(cls, user_id: int, rng: np.random.Generator) -> UserProfile:
@@ -58,14 +66,26 @@ class UserProfile:
             rest_pose=tuple(_tilt(np.array([0.0, 0.0, -1.0]), rng, 60)),
             step_hz=float(rng.uniform(1.5, 2.3)),
             tremor_hz=float(rng.uniform(7.0, 11.0)),
-            clonic_start_hz=float(rng.uniform(5.5, 8.0)),
-            clonic_end_hz=float(rng.uniform(1.5, 2.5)),
+            clonic_start_hz=float(rng.uniform(3.5, 6.5)),
+            clonic_end_hz=float(rng.uniform(1.2, 2.5)),
             clonic_axis=tuple(_unit(rng.normal(size=3))),
             jerk_g=float(rng.uniform(1.0, 3.0)),
-            noise_mg=float(rng.uniform(3.0, 10.0)),
+            noise_mg=float(rng.uniform(4.0, 20.0)),
             hr_rest=float(rng.uniform(55, 80)),
             habits=tuple(rng.dirichlet(np.ones(len(LOOKALIKES)) * 0.8)),
+            severity=float(np.exp(rng.uniform(np.log(0.12), np.log(0.7)))),
+            seizure_habits=tuple(rng.dirichlet(SEIZURE_HABIT_PRIOR)),
+            gain=tuple(_watch_scale(rng) * (1 + rng.normal(0, 0.02, 3))),
+            offset_mg=tuple(rng.normal(0, 30, 3)),
+            gain_2=tuple(_watch_scale(rng) * (1 + rng.normal(0, 0.02, 3))),
+            offset_2_mg=tuple(rng.normal(0, 30, 3)),
         )
+
+
+def _watch_scale(rng: np.random.Generator) -> float:
+    """How much a watch reads at 1 g: half read 1 g within a few per cent, half read 1.3-1.7 g
+    (as one of the two users of the real sample, docs/data.md)."""
+    return float(rng.uniform(0.97, 1.05) if rng.random() < 0.5 else rng.uniform(1.3, 1.7))
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -234,18 +254,43 @@ def car(n, rng, u):
     return g + rng.uniform(20, 60) * band + drive + bumps * _axis(rng)
 
 
+def scratching(n, rng, u):
+    """Short bursts of small fast strokes (3-6 Hz, 40-200 mg): a look-alike of subtle seizures."""
+    return _oscillation(n, rng, u, rng.uniform(3, 6), rng.uniform(40, 200), (1, 5), (2, 10),
+                        harmonic=0.6)
+
+
+def rocking(n, rng, u):
+    """Slow rhythmic rocking of the body or a baby (0.5-1.2 Hz, large slow turns)."""
+    pose = np.asarray(u.rest_pose)
+    phase = _rhythm(n, rng, rng.uniform(0.5, 1.2), jitter=0.05)
+    axis = _unit(np.cross(pose, _axis(rng)))
+    ang = np.deg2rad(rng.uniform(10, 35)) * np.sin(phase)[:, None]
+    g = _unit(pose * np.cos(ang) + np.cross(axis, pose) * np.sin(ang)) * G_MG
+    sway = rng.uniform(40, 200) * u.amplitude * np.sin(phase + 0.5)[:, None] * _axis(rng)
+    return g + sway
+
+
 ACTIVITIES = {"rest": rest, "sleep": sleep, "walking": walking, "teeth brushing": teeth_brushing,
               "hand washing": hand_washing, "typing": typing, "car": car,
-              "exercise": exercise, "clapping": clapping, "shaking": shaking}
-LOOKALIKES = ("teeth brushing", "hand washing", "typing", "car", "exercise", "clapping", "shaking")
+              "exercise": exercise, "clapping": clapping, "shaking": shaking,
+              "scratching": scratching, "rocking": rocking}
+LOOKALIKES = ("teeth brushing", "hand washing", "typing", "car", "exercise", "clapping", "shaking",
+              "scratching", "rocking")
 NORMAL = ("rest", "sleep", "walking", "typing", "car")
 
 
 # --------------------------------------------------------------------------- seizures
 
+SEIZURE_KINDS = ("tonic-clonic", "clonic", "tonic", "focal motor", "subtle")
+"""What a wrist records of a seizure, from loud to quiet (``seizure``)."""
+SEIZURE_HABIT_PRIOR = np.array([3.0, 1.5, 1.0, 2.5, 2.0])  # Dirichlet prior over SEIZURE_KINDS
+
+
 @dataclass(frozen=True)
 class SeizurePhases:
-    """Sample indices of the seizure phases within its signal."""
+    """Sample indices of the seizure phases within its signal: the seizure runs from
+    ``tonic_start`` to ``clonic_end``; its main motor phase starts at ``clonic_start``."""
 
     tonic_start: int
     clonic_start: int
@@ -253,35 +298,125 @@ class SeizurePhases:
 
 
 def tonic_clonic(n_pre: int, rng, u: UserProfile, tonic: bool = True,
-                 pre_activity: str = "rest") -> tuple[np.ndarray, SeizurePhases]:
+                 pre_activity: str = "rest", scale: float = 1.0,
+                 clonic_s: tuple[float, float] = (30, 80)) -> tuple[np.ndarray, SeizurePhases]:
     """Pre-ictal activity, then tonic, clonic and post-ictal phases; returns (signal, phases).
 
     The signal runs ``n_pre`` samples of `pre_activity`, then (if `tonic`) 8-20 s of tremor,
-    then 30-80 s of clonic jerks slowing exponentially from ``clonic_start_hz`` to
-    ``clonic_end_hz``, then 60 s of post-ictal stillness (callers trim it).
+    then `clonic_s` seconds of clonic jerks slowing exponentially from ``clonic_start_hz`` to
+    ``clonic_end_hz``, then 60 s of post-ictal stillness (callers trim it). `scale` multiplies
+    every seizure movement: 1 gives the user's full 1-3 g jerks; real wrists mostly record far
+    less (``seizure``).
     """
     pre = ACTIVITIES[pre_activity](n_pre, rng, u)
     n_tonic = int(rng.uniform(8, 20) * FS) if tonic else 0
-    n_clonic = int(rng.uniform(30, 80) * FS)
-    n_post = int(60 * FS)
+    n_clonic = int(rng.uniform(*clonic_s) * FS)
     stiff = _tilt(np.asarray(u.rest_pose), rng, 45)
-    # tonic: the limb stiffens into a new posture and trembles fast and small
-    turn = np.linspace(0, 1, n_tonic)[:, None] ** 0.3 if n_tonic else np.zeros((0, 1))
-    g_tonic = _unit(pre[-1] / G_MG * (1 - turn) + stiff * turn) * G_MG if n_tonic else pre[:0]
-    tremor = (rng.uniform(40, 150) * u.amplitude * np.linspace(0.3, 1, n_tonic)
-              * np.sin(_rhythm(n_tonic, rng, u.tremor_hz, 0.08)))
-    tonic_sig = g_tonic + tremor[:, None] * _axis(rng, u.clonic_axis, 40)
-    # clonic: 1-3 g jerks, rate slowing exponentially, irregular, envelope rises then fades
+    tonic_sig = _tonic(pre, n_tonic, stiff, rng, u, scale)
+    # clonic: jerks, rate slowing exponentially, irregular, envelope rises then fades
     frac = np.arange(n_clonic) / n_clonic
     rate = u.clonic_start_hz * (u.clonic_end_hz / u.clonic_start_hz) ** frac
     jerks = _pulse_train(n_clonic, rate, rng, 0.035, 0.1)
     env = np.minimum(1, frac / 0.15) * np.where(frac > 0.7, 1 - (frac - 0.7) / 0.45, 1)
     direction = _unit(np.asarray(u.clonic_axis) + 0.25 * rng.normal(size=(n_clonic, 3)))
     g_clonic = gravity(n_clonic, rng, stiff, changes_per_min=6, max_deg=30)
-    clonic_sig = g_clonic + (u.jerk_g * G_MG * env * jerks)[:, None] * direction
-    # post-ictal: still, heavy slow breathing
-    g_post = gravity(n_post, rng, _tilt(stiff, rng, 30), changes_per_min=0.2, max_deg=10)
-    breath = 12 * np.sin(_rhythm(n_post, rng, rng.uniform(0.3, 0.5)))[:, None] * _axis(rng)
-    signal = np.concatenate([pre, tonic_sig, clonic_sig, g_post + breath])
+    clonic_sig = g_clonic + (scale * u.jerk_g * G_MG * env * jerks)[:, None] * direction
+    ictal = np.concatenate([tonic_sig, clonic_sig])
+    ictal = ictal + _unrest(len(ictal), rng, u, scale)
+    signal = np.concatenate([pre, ictal, _post_ictal(stiff, rng, u)])
     phases = SeizurePhases(n_pre, n_pre + n_tonic, n_pre + n_tonic + n_clonic)
     return signal, phases
+
+
+def _tonic(pre, n, stiff, rng, u, scale):
+    """The limb stiffens into a new posture and trembles fast and small."""
+    if n == 0:
+        return pre[:0]
+    turn = np.linspace(0, 1, n)[:, None] ** 0.3
+    g = _unit(pre[-1] / G_MG * (1 - turn) + stiff * turn) * G_MG
+    tremor = (rng.uniform(40, 150) * scale * u.amplitude * np.linspace(0.3, 1, n)
+              * np.sin(_rhythm(n, rng, u.tremor_hz, 0.08)))
+    return g + tremor[:, None] * _axis(rng, u.clonic_axis, 40)
+
+
+def _unrest(n, rng, u, scale):
+    """Slow irregular arm and body movement (mostly under 1 Hz) that comes and goes through a
+    seizure: what makes real seizures' dominant frequency so often slow."""
+    slow = _smooth(rng.normal(0, 1, n), np.hanning(int(rng.uniform(15, 40))))
+    slow /= slow.std() + 1e-9
+    env = _bouts(n, rng, (3, 20), (1, 8))
+    amp = rng.uniform(30, 150) * u.amplitude * (0.5 + scale)
+    return (amp * env * slow)[:, None] * _axis(rng)
+
+
+def _post_ictal(pose, rng, u):
+    """60 s of post-ictal stillness with heavy slow breathing and, now and then, a slow
+    movement (turning over, someone coming to help)."""
+    n = int(60 * FS)
+    g = gravity(n, rng, _tilt(pose, rng, 30), changes_per_min=0.2, max_deg=10)
+    breath = 12 * np.sin(_rhythm(n, rng, rng.uniform(0.3, 0.5)))[:, None] * _axis(rng)
+    return g + breath + 1.5 * _unrest(n, rng, u, 0.0)
+
+
+def seizure(kind: str, n_pre: int, rng, u: UserProfile, scale: float,
+            pre_activity: str = "rest") -> tuple[np.ndarray, SeizurePhases]:
+    """One seizure of `kind` (``SEIZURE_KINDS``) after ``n_pre`` samples of `pre_activity`.
+
+    Calibrated against real wrist recordings (``osdml data compare``; docs/data.md): inside
+    marked seizures the movement gate's 100 x std / mean of a 5 s datapoint has a median near
+    7 % and 40 % of datapoints fall under 5 %; motion comes and goes, and the dominant frequency
+    is either slow (under 1 Hz, arm movements) or 2-4 Hz (jerks). `scale` (0.03-1.3) multiplies
+    the movement.
+
+    - ``tonic-clonic``: tonic tremor, then clonic jerks slowing from ``clonic_start_hz``;
+    - ``clonic``: the clonic phase alone;
+    - ``tonic``: stiffening and a fine tremor for 15-60 s, hardly above the gate;
+    - ``focal motor``: bursts of 2-4 Hz jerking of one arm with pauses, and slow automatisms
+      (0.3-1 Hz arm movements), 40-170 s;
+    - ``subtle``: intermittent small 3-6 Hz tremor and fidgets, 60-170 s, the kind that barely
+      passes the gate.
+
+    Returns (signal of shape (n, 3) mg, phases); the signal ends with 60 s of post-ictal
+    stillness that callers trim.
+    """
+    if kind == "tonic-clonic":
+        return tonic_clonic(n_pre, rng, u, True, pre_activity, scale, (15, 110))
+    if kind == "clonic":
+        return tonic_clonic(n_pre, rng, u, False, pre_activity, scale, (20, 120))
+    pre = ACTIVITIES[pre_activity](n_pre, rng, u)
+    stiff = _tilt(np.asarray(u.rest_pose), rng, 45)
+    if kind == "tonic":
+        n = int(rng.uniform(15, 60) * FS)
+        sig = _tonic(pre, n, stiff, rng, u, 0.5 + scale)
+        jolts = _pulse_train(n, np.full(n, rng.uniform(0.2, 0.8)), rng, 0.05, 0.5)
+        sig = sig + ((0.3 + scale) * 400 * jolts)[:, None] * _axis(rng, u.clonic_axis, 40)
+        sig = sig + _unrest(n, rng, u, scale)
+        return (np.concatenate([pre, sig, _post_ictal(stiff, rng, u)]),
+                SeizurePhases(n_pre, n_pre, n_pre + n))
+    if kind == "focal motor":
+        n = int(rng.uniform(40, 170) * FS)
+        g = gravity(n, rng, stiff, changes_per_min=8, max_deg=60)
+        env = _bouts(n, rng, (3, 15), (1, 6))
+        rate = np.full(n, rng.uniform(2.0, 4.0)) * (1 + 0.15 * np.sin(_rhythm(n, rng, 0.05)))
+        jerks = _pulse_train(n, rate, rng, 0.04, 0.15)
+        arm = _axis(rng, u.clonic_axis, 30)
+        slow = np.sin(_rhythm(n, rng, rng.uniform(0.3, 1.0), 0.1)) * _bouts(n, rng, (4, 20),
+                                                                           (2, 10))
+        sig = (g + (scale * u.jerk_g * G_MG * env * jerks)[:, None] * arm
+               + (scale * rng.uniform(300, 900) * slow)[:, None] * _axis(rng)
+               + _unrest(n, rng, u, scale))
+        return (np.concatenate([pre, sig, _post_ictal(stiff, rng, u)]),
+                SeizurePhases(n_pre, n_pre, n_pre + n))
+    if kind == "subtle":
+        n = int(rng.uniform(60, 170) * FS)
+        pose = _tilt(np.asarray(u.rest_pose), rng, 20)
+        g = gravity(n, rng, pose, changes_per_min=2, max_deg=25)
+        env = _bouts(n, rng, (2, 12), (1, 10))
+        tremor = np.sin(_rhythm(n, rng, rng.uniform(3, 6), 0.1))
+        fidget = _smooth(_bouts(n, rng, (0.5, 2), (5, 20)) * rng.normal(0, 1, n), np.ones(6) / 6)
+        amp = (0.2 + scale) * rng.uniform(80, 250) * u.amplitude
+        sig = g + (amp * env * tremor)[:, None] * _axis(rng, u.clonic_axis, 40) \
+            + (amp * 1.5 * fidget)[:, None] * _axis(rng) + _unrest(n, rng, u, scale)
+        return (np.concatenate([pre, sig, _post_ictal(pose, rng, u)]),
+                SeizurePhases(n_pre, n_pre, n_pre + n))
+    raise ValueError(f"unknown seizure kind {kind!r}; one of {', '.join(SEIZURE_KINDS)}")

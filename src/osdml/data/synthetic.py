@@ -26,7 +26,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -44,7 +44,10 @@ INFO_NAME = ".osdml-synth.json"
 KINDS = {"Seizure": "allSeizures", "False Alarm": "falseAlarms", "NDA": "ndaEvents"}
 LOOKALIKE_NAMES = {"teeth brushing": "Brushing Teeth", "hand washing": "Washing Hands",
                    "typing": "Typing", "car": "Car Journey", "exercise": "Exercise",
-                   "clapping": "Clapping", "shaking": "Shaking"}
+                   "clapping": "Clapping", "shaking": "Shaking", "scratching": "Scratching",
+                   "rocking": "Rocking"}
+SEIZURE_SUBTYPES = {"tonic-clonic": "Tonic-Clonic", "clonic": "Other", "tonic": "Tonic",
+                    "focal motor": "Other", "subtle": "Aura"}
 # Simplified OpenSeizureDetector algorithm: band power 3-8 Hz of the 5 s magnitude.
 DEFECTS = ("no_rawData", "wrong_length", "nan_or_null", "implausible_magnitude",
            "duplicate_time", "logging_copy", "out_of_order", "gap_split")
@@ -173,20 +176,23 @@ def generate_events(spec: SynthSpec, kind: str, defects: Counter | None = None) 
 # --------------------------------------------------------------------------- events
 
 def _seizure(u: UserProfile, rng, event_id: int, t0: int) -> dict:
-    n_dp = int(rng.integers(30, 49))
-    tonic = bool(rng.random() < 0.75)
-    pre = str(rng.choice(["sleep", "rest", "walking"], p=[0.5, 0.3, 0.2]))
+    kind = str(rng.choice(motion.SEIZURE_KINDS, p=np.asarray(u.seizure_habits)))
+    scale = float(np.clip(u.severity * np.exp(rng.normal(0, 0.6)), 0.03, 1.3))
+    pre = str(rng.choice(["sleep", "rest", "walking"], p=[0.3, 0.5, 0.2]))
     n_pre = int(rng.integers(6, 16) * SPD + rng.integers(0, SPD))
-    sig, ph = motion.tonic_clonic(n_pre, rng, u, tonic=tonic, pre_activity=pre)
+    sig, ph = motion.seizure(kind, n_pre, rng, u, scale, pre_activity=pre)
     hr = np.zeros(len(sig))
-    hr[ph.tonic_start:ph.clonic_end] = np.linspace(10, 55, ph.clonic_end - ph.tonic_start)
-    hr[ph.clonic_end:] = 55 * np.exp(-np.arange(len(sig) - ph.clonic_end) / (60 * FS)) + 10
+    hr[ph.tonic_start:ph.clonic_end] = np.linspace(10, 10 + 45 * min(scale * 2, 1),
+                                                   ph.clonic_end - ph.tonic_start)
+    hr[ph.clonic_end:] = hr[ph.clonic_end - 1] * np.exp(-np.arange(len(sig) - ph.clonic_end)
+                                                         / (60 * FS)) + 10
+    # the event holds the whole seizure and at least 15 s after it
+    n_dp = max(int(rng.integers(30, 49)), -(-ph.clonic_end // SPD) + 3)
     sig, hr = _fit(sig, hr, n_dp * SPD, u, rng)
-    alarm_s = int((ph.clonic_start / FS) + rng.uniform(5, 15))
-    seizure_times = [round(ph.tonic_start / FS - alarm_s), round(min(ph.clonic_end, len(sig))
-                                                                 / FS - alarm_s)]
-    subtype = "Tonic-Clonic" if tonic else "Other"
-    desc = f"synthetic {subtype.lower()} seizure from {pre}"
+    alarm_s = int(ph.clonic_start / FS + rng.uniform(5, 30))
+    seizure_times = [round(ph.tonic_start / FS - alarm_s), round(ph.clonic_end / FS - alarm_s)]
+    subtype = SEIZURE_SUBTYPES[kind]
+    desc = f"synthetic {kind} seizure from {pre}"
     return _event(u, rng, event_id, t0, "Seizure", subtype, desc, sig, hr, alarm_s,
                   seizure_times)
 
@@ -227,7 +233,10 @@ def _compose(parts, u: UserProfile, rng) -> tuple[np.ndarray, np.ndarray]:
     sigs, hrs = [], []
     for act, n, hr_offset in parts:
         if n > 0:
-            sigs.append(motion.ACTIVITIES[act](n, rng, u))
+            who = u
+            if act in motion.LOOKALIKES:  # done gently or vigorously: from subtle to loud
+                who = replace(u, amplitude=u.amplitude * float(np.exp(rng.uniform(-1.6, 0.1))))
+            sigs.append(motion.ACTIVITIES[act](n, rng, who))
             hrs.append(np.full(n, float(hr_offset)))
     return np.concatenate(sigs), np.concatenate(hrs)
 
@@ -245,7 +254,12 @@ def _event(u: UserProfile, rng, event_id, t0, etype, subtype, desc, sig, hr_offs
            seizure_times) -> dict:
     """Quantise a (n, 3) mg signal like the user's watch and pack it as an OSDB event."""
     n_dp = len(sig) // SPD
-    xyz = np.clip(sig + rng.normal(0, u.noise_mg, sig.shape), -8000, 8000)  # +-8 g sensor
+    # the watch's own calibration (per-axis sensitivity and offset; one of the user's two
+    # watches), noise, +-8 g range
+    second = rng.random() < 0.5
+    sig = sig * np.asarray(u.gain_2 if second else u.gain) \
+        + np.asarray(u.offset_2_mg if second else u.offset_mg)
+    xyz = np.clip(sig + rng.normal(0, u.noise_mg, sig.shape), -8000, 8000)
     step = 1.0 if u.source == "Garmin" else 4.0
     xyz_q = np.rint(xyz / step) * step
     mag = np.sqrt((xyz_q ** 2).sum(axis=1))
