@@ -188,7 +188,8 @@ def test_rest_reads_one_g_and_walking_has_a_step_rhythm():
         assert np.median(rest) == pytest.approx(1000, abs=30)
         walk = np.linalg.norm(motion.walking(2500, rng, u), axis=1)
         f = _dominant_hz(walk)
-        assert 0.7 <= f <= 2.6, (u.step_hz, f)  # arm swing or step rate
+        # the arm swing (half the step rate), the step rate or its first harmonic (heel strikes)
+        assert min(abs(f / (k * u.step_hz) - 1) for k in (0.5, 1, 2)) < 0.1, (u.step_hz, f)
 
 
 def test_users_differ_in_wrist_orientation_and_amplitude():
