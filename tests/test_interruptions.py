@@ -140,7 +140,8 @@ def test_after_ctrl_c_exit_handlers_run_and_the_slow_teardown_is_skipped(tmp_pat
     left as they were."""
     code = ("import atexit\nimport osdml.cli as cli\n"
             "atexit.register(lambda: open('handler_ran', 'w').close())\n"
-            "class Late:\n    def __del__(self, open=open):\n        open('teardown_ran', 'w').close()\n"
+            "class Late:\n    def __del__(self, open=open):\n"
+            "        open('teardown_ran', 'w').close()\n"
             f"keep = Late()\ncli.main = lambda: {status}\ncli.entry()\n")
     p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                        text=True, timeout=60)

@@ -11,7 +11,7 @@ from conftest import SMALL
 from osdml.data import motion
 from osdml.data.cache import load_streams
 from osdml.data.osdb import parse_time
-from osdml.data.synthetic import INFO_NAME, SynthSpec, generate_events, write_synthetic
+from osdml.data.synthetic import INFO_NAME, SynthSpec, write_synthetic
 
 
 def test_files_have_the_osdb_fields_types_and_units(synth_dir):
