@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import SMALL
+from osdml.app.engine import movement_pct
 from osdml.data import motion
 from osdml.data.cache import load_streams
 from osdml.data.osdb import parse_time
@@ -135,8 +136,8 @@ def _inside_movement(folder):
         start, end = np.array(ev["seizureTimes"]) + parse_time(ev["dataTime"])
         for d in ev["datapoints"]:
             if start <= parse_time(d["dataTime"]) <= end:
-                x = np.asarray(d["rawData"], float)
-                by_kind.setdefault(kind, []).append(100 * x.std() / x.mean())
+                by_kind.setdefault(kind, []).append(
+                    float(movement_pct(np.asarray([d["rawData"]], float))[0]))
     return {k: np.asarray(v) for k, v in by_kind.items()}
 
 
